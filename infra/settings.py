@@ -1,0 +1,91 @@
+"""One validated settings object per process, read from the environment.
+
+Every tunable of the pipeline lives here with its default; no other module reads
+``os.environ``. Outside development a missing or default JWT secret is refused.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "eduknit-development-secret-do-not-use-in-production"
+
+
+class Settings(BaseSettings):
+    """Pipeline configuration; see the README table for each variable."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    env: Literal["development", "production"] = Field("development", alias="EDUKNIT_ENV")
+    data_dir: Path = Field(Path("./data"), alias="EDUKNIT_DATA_DIR")
+    clickhouse_url: str = Field("", alias="CLICKHOUSE_URL")
+    kafka_bootstrap_servers: str = Field("", alias="KAFKA_BOOTSTRAP_SERVERS")
+    kafka_port: int = Field(9092, alias="EDUKNIT_KAFKA_PORT", ge=0, le=65535)
+    api_host: str = Field("127.0.0.1", alias="EDUKNIT_API_HOST")
+    api_port: int = Field(8000, alias="EDUKNIT_API_PORT", ge=0, le=65535)
+    partitions: int = Field(8, alias="EDUKNIT_PARTITIONS", ge=1, le=1024)
+    jwt_secret: str = Field(DEV_JWT_SECRET, alias="EDUKNIT_JWT_SECRET")
+
+    # Worker batching: a batch is flushed to ClickHouse when it holds this many
+    # events or when this many seconds passed since its first event.
+    batch_max_events: int = Field(5000, alias="EDUKNIT_BATCH_MAX_EVENTS", ge=1)
+    batch_max_seconds: float = Field(0.1, alias="EDUKNIT_BATCH_MAX_SECONDS", gt=0)
+    # Event ids of events that happened within this many days are kept in the
+    # worker's state; older duplicates are recognised through ClickHouse.
+    recent_ids_days: float = Field(7.0, alias="EDUKNIT_RECENT_IDS_DAYS", gt=0)
+    # Events dated further than this in the future are rejected to the DLQ.
+    max_future_seconds: float = Field(86400.0, alias="EDUKNIT_MAX_FUTURE_SECONDS", ge=0)
+    max_event_bytes: int = Field(65536, alias="EDUKNIT_MAX_EVENT_BYTES", ge=1024)
+    # Students whose state is kept in memory at most (least recently used go).
+    state_cache_students: int = Field(200_000, alias="EDUKNIT_STATE_CACHE_STUDENTS", ge=100)
+
+    # API: how long POST progress/update waits for the pipeline to apply the event.
+    apply_wait_seconds: float = Field(5.0, alias="EDUKNIT_APPLY_WAIT_SECONDS", gt=0)
+    log_level: str = Field("info", alias="EDUKNIT_LOG_LEVEL")
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.env == "production" and (
+            self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
+        ):
+            raise ValueError(
+                "EDUKNIT_JWT_SECRET must be set to a secret of at least 32 characters "
+                "when EDUKNIT_ENV=production"
+            )
+        return self
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory as an absolute path."""
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_clickhouse_url(self) -> str:
+        """``CLICKHOUSE_URL`` or the embedded engine under the data directory."""
+        return self.clickhouse_url or f"chdb://{self.data_path / 'clickhouse'}"
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        """True when ClickHouse runs inside this process (chdb)."""
+        return self.resolved_clickhouse_url.startswith("chdb:")
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when this process must start the embedded Tansu broker."""
+        return not self.kafka_bootstrap_servers
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The Kafka bootstrap servers the pipeline talks to."""
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()  # type: ignore[call-arg]

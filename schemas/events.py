@@ -1,0 +1,145 @@
+"""Wire format of topic ``learning-events`` (SPEC §2) and its parsing.
+
+``parse_event`` turns the raw bytes of one Kafka message into a ``ParsedEvent``
+with the derived values every metric needs (epoch milliseconds, learner-local
+date, the zone label used for "today"), or raises ``InvalidMessage`` naming the
+field and the problem. It never raises anything else for bad input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from schemas.errors import InvalidMessage, first_error
+
+TOPIC = "learning-events"
+EVENT_TYPES = ("lesson_progress", "quiz_completed", "enrolled", "unenrolled")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MILLISECOND = dt.timedelta(milliseconds=1)
+
+Id = Annotated[str, Field(min_length=1, max_length=128)]
+Minutes = Annotated[float, Field(strict=True, ge=0, le=1440)]
+Percent = Annotated[float, Field(strict=True, ge=0, le=100)]
+
+
+class LearningEvent(BaseModel):
+    """One learning event as producers send it (camelCase on the wire)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    event_id: Id = Field(alias="eventId")
+    type: Literal["lesson_progress", "quiz_completed", "enrolled", "unenrolled"]
+    student_id: Id = Field(alias="studentId")
+    course_id: Id = Field(alias="courseId")
+    occurred_at: Annotated[AwareDatetime, Field(strict=True)] = Field(alias="occurredAt")
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    module_id: Id | None = Field(None, alias="moduleId")
+    lesson_id: Id | None = Field(None, alias="lessonId")
+    completed: Annotated[bool, Field(strict=True)] | None = None
+    time_spent: Minutes = Field(0.0, alias="timeSpent")
+    progress: Percent | None = None
+    quiz_id: Id | None = Field(None, alias="quizId")
+    score: Percent | None = None
+
+    @model_validator(mode="after")
+    def _required_by_type(self) -> LearningEvent:
+        if self.type == "lesson_progress":
+            if self.lesson_id is None:
+                raise ValueError("lessonId is required for lesson_progress")
+            if self.completed is None:
+                raise ValueError("completed is required for lesson_progress")
+        elif self.type == "quiz_completed":
+            if self.quiz_id is None:
+                raise ValueError("quizId is required for quiz_completed")
+            if self.score is None:
+                raise ValueError("score is required for quiz_completed")
+        if self.timezone is not None and zone(self.timezone) is None:
+            raise ValueError(f"timezone {self.timezone!r} is not a known IANA time zone")
+        return self
+
+
+@lru_cache(maxsize=4096)
+def zone(name: str) -> ZoneInfo | None:
+    """The IANA zone called ``name``, or None when there is no such zone."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def offset_label(offset: dt.timedelta | None) -> str:
+    """``+HH:MM`` for a UTC offset (the zone label of an event without ``timezone``)."""
+    seconds = int((offset or dt.timedelta()).total_seconds())
+    sign = "-" if seconds < 0 else "+"
+    seconds = abs(seconds)
+    return f"{sign}{seconds // 3600:02d}:{(seconds % 3600) // 60:02d}"
+
+
+def zone_of_label(label: str) -> dt.tzinfo:
+    """The tzinfo for a zone label: an IANA name or a ``+HH:MM`` offset (UTC if unknown)."""
+    if label[:1] in "+-" and len(label) == 6:
+        sign = -1 if label[0] == "-" else 1
+        return dt.timezone(sign * dt.timedelta(hours=int(label[1:3]), minutes=int(label[4:6])))
+    return zone(label) or dt.UTC
+
+
+@dataclass(slots=True, frozen=True)
+class ParsedEvent:
+    """A valid event plus the values derived from it once."""
+
+    event: LearningEvent
+    occurred_ms: int
+    local_date: dt.date
+    zone_label: str
+
+    @property
+    def event_id(self) -> str:
+        return self.event.event_id
+
+    @property
+    def student_id(self) -> str:
+        return self.event.student_id
+
+
+def derive(event: LearningEvent) -> ParsedEvent:
+    """Compute the epoch milliseconds, local date and zone label of a valid event."""
+    at = event.occurred_at
+    if event.timezone is not None:
+        tz = zone(event.timezone)
+        local = at.astimezone(tz) if tz is not None else at
+        label = event.timezone
+    else:
+        local = at
+        label = offset_label(at.utcoffset())
+    return ParsedEvent(event, (at - EPOCH) // MILLISECOND, local.date(), label)
+
+
+def parse_event(
+    raw: bytes | str | None,
+    *,
+    now: dt.datetime,
+    max_future: dt.timedelta,
+    max_bytes: int = 65536,
+) -> ParsedEvent:
+    """Validate one message of ``learning-events``; raise ``InvalidMessage`` if it is bad."""
+    if raw is None:
+        raise InvalidMessage("empty message (no value)")
+    if len(raw) > max_bytes:
+        raise InvalidMessage(f"message is {len(raw)} bytes, over the limit of {max_bytes}")
+    try:
+        event = LearningEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        raise first_error(exc) from None
+    if event.occurred_at - now > max_future:
+        raise InvalidMessage(
+            f"occurredAt {event.occurred_at.isoformat()} is more than "
+            f"{max_future.total_seconds():.0f} s in the future",
+            field="occurredAt",
+        )
+    return derive(event)

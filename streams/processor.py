@@ -1,0 +1,197 @@
+"""Batch processing of ``learning-events``: messages in, rows and dead letters out.
+
+``EventProcessor.process`` validates a batch, loads the states of the students it
+touches (through a ``StateStore``), drops duplicates, applies the rules and
+returns every ClickHouse row the batch changes. It does no I/O itself, so it is
+exercised by unit tests with an in-memory store and benchmarked alone.
+
+Duplicates (SPEC: an ``eventId`` seen twice counts once), in two tiers:
+- an event that happened within ``recent_ids_days`` is checked against the ids
+  kept in the student's state (saved with the state, so it survives restarts);
+- an older event is looked up in ``learning_events`` (the durable record of every
+  counted event, written in the same flush as the state). A row there counts as
+  applied only if its ``batch_version`` is not newer than the student's saved
+  state: a flush that crashed after writing events but before the state is
+  applied again on replay. So duplicates are recognised without a time limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from schemas.dead_letter import DeadLetter, payload_text
+from schemas.errors import InvalidMessage
+from schemas.events import ParsedEvent, parse_event
+from streams import rows
+from streams.student_state import StudentState
+
+PRUNE_MARGIN_MS = 3_600_000
+
+
+@dataclass(slots=True, frozen=True)
+class Message:
+    """One Kafka message as the processor needs it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class StateStore(Protocol):
+    """Where saved states and the record of counted events live (ClickHouse)."""
+
+    def load_states(self, student_ids: list[str]) -> dict[str, StudentState]: ...
+
+    def counted_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]: ...
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch changes: rows per table, dead letters, counts."""
+
+    tables: dict[str, list[rows.Row]] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    counted: int = 0
+    duplicates: int = 0
+    students: list[str] = field(default_factory=list)
+
+    def add(self, table: str, new_rows: Iterable[rows.Row]) -> None:
+        self.tables.setdefault(table, []).extend(new_rows)
+
+
+def dead_letter(message: Message, error: InvalidMessage, now: dt.datetime) -> DeadLetter:
+    """The dead letter of a rejected message."""
+    text, truncated = payload_text(message.value)
+    return DeadLetter(
+        reason=error.reason,
+        field=error.field,
+        source_topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key.decode("utf-8", errors="replace") if message.key is not None else None,
+        received_at=now,
+        payload=text,
+        payload_truncated=truncated,
+    )
+
+
+def dead_letter_row(letter: DeadLetter) -> rows.Row:
+    """The ``dead_letters`` row of a dead letter."""
+    return [
+        letter.received_at, letter.source_topic, letter.partition, letter.offset,
+        letter.key or "", letter.reason, letter.field, letter.payload,
+    ]  # fmt: skip
+
+
+class EventProcessor:
+    """Keeps states of recently active students in memory and applies batches."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        recent_ids_days: float = 7.0,
+        max_future_seconds: float = 86400.0,
+        max_event_bytes: int = 65536,
+        cache_students: int = 200_000,
+    ) -> None:
+        self.store = store
+        self.recent_window_ms = int(recent_ids_days * 86_400_000)
+        self.max_future = dt.timedelta(seconds=max_future_seconds)
+        self.max_event_bytes = max_event_bytes
+        self.cache_students = cache_students
+        self.states: OrderedDict[str, StudentState] = OrderedDict()
+
+    # ----------------------------------------------------------------- batches
+    def process(self, messages: list[Message], now: dt.datetime, version: int) -> BatchResult:
+        """Apply a batch; the returned rows are what must be written before acking it."""
+        result = BatchResult()
+        valid: list[tuple[Message, ParsedEvent]] = []
+        for message in messages:
+            try:
+                parsed = parse_event(
+                    message.value, now=now, max_future=self.max_future, max_bytes=self.max_event_bytes
+                )
+            except InvalidMessage as error:
+                result.dead_letters.append(dead_letter(message, error, now))
+                continue
+            valid.append((message, parsed))
+        if result.dead_letters:
+            result.add("dead_letters", map(dead_letter_row, result.dead_letters))
+        if not valid:
+            return result
+
+        states = self._states_for({p.student_id for _, p in valid}, valid)
+        now_ms = int(now.timestamp() * 1000)
+        cutoff = now_ms - self.recent_window_ms
+        cold = [
+            (p.student_id, p.event_id)
+            for _, p in valid
+            if p.occurred_ms < cutoff and not states[p.student_id].seen(p.event_id)
+        ]
+        counted_before = self.store.counted_versions(cold) if cold else {}
+
+        event_rows = []
+        touched: dict[str, StudentState] = {}
+        for message, parsed in valid:
+            state = states[parsed.student_id]
+            before = counted_before.get((parsed.student_id, parsed.event_id))
+            if (before is not None and before <= state.version) or not state.apply(parsed):
+                result.duplicates += 1
+                continue
+            result.counted += 1
+            touched[parsed.student_id] = state
+            event_rows.append(rows.event_row(parsed, message.partition, message.offset, now, version))
+
+        prune_before = cutoff - PRUNE_MARGIN_MS
+        for state in touched.values():
+            state.prune_recent_ids(prune_before)
+            result.add("student_courses", rows.course_rows(state, now, version))
+            result.add("student_course_daily", rows.daily_rows(state, version))
+            result.add("student_summary", [rows.summary_row(state, now, version)])
+            result.add("student_state", [rows.state_row(state, version)])
+            state.clear_dirty()
+        result.add("learning_events", event_rows)
+        result.students = list(touched)
+        return result
+
+    def _states_for(
+        self, student_ids: set[str], valid: list[tuple[Message, ParsedEvent]]
+    ) -> dict[str, StudentState]:
+        missing = [sid for sid in student_ids if sid not in self.states]
+        loaded = self.store.load_states(missing) if missing else {}
+        partitions = {p.student_id: m.partition for m, p in valid}
+        for sid in missing:
+            state = loaded.get(sid) or StudentState(student_id=sid)
+            state.partition = partitions[sid]
+            self.states[sid] = state
+        result = {}
+        for sid in student_ids:
+            self.states.move_to_end(sid)
+            result[sid] = self.states[sid]
+        return result
+
+    # ------------------------------------------------------------ cache upkeep
+    def forget(self, student_ids: Iterable[str]) -> None:
+        """Drop cached states (their last batch was not written: reload from the store)."""
+        for sid in student_ids:
+            self.states.pop(sid, None)
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        """Drop states of students whose partition moved to another worker."""
+        for sid in [sid for sid, s in self.states.items() if s.partition in partitions]:
+            del self.states[sid]
+
+    def evict(self) -> int:
+        """Drop the least recently used states beyond the cache size (all are saved)."""
+        evicted = 0
+        while len(self.states) > self.cache_students:
+            self.states.popitem(last=False)
+            evicted += 1
+        return evicted

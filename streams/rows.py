@@ -1,0 +1,167 @@
+"""Turn student states and events into ClickHouse rows (pure logic).
+
+Each function returns complete rows for one table, in the column order of
+``COLUMNS``. Rows are whole replacements keyed by their natural key and carry the
+flush ``version``, so writing the same rows twice (a replay) changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+
+from schemas.events import ParsedEvent
+from streams.student_state import LESSON_POINTS, StudentState, day_of
+
+Row = list[Any]
+
+COLUMNS: dict[str, list[str]] = {
+    "learning_events": [
+        "event_id", "student_id", "type", "course_id", "module_id", "lesson_id", "quiz_id",
+        "occurred_at", "local_date", "timezone", "completed", "time_spent_minutes",
+        "progress", "score", "kafka_partition", "kafka_offset", "ingested_at", "batch_version",
+    ],
+    "student_courses": [
+        "student_id", "course_id", "enrolled", "first_enrolled_at", "completed_lessons",
+        "completion_times", "reported_progress", "reported_progress_at", "time_spent_minutes",
+        "last_activity_at", "updated_at", "version",
+    ],
+    "student_course_daily": [
+        "student_id", "local_date", "course_id", "minutes", "lessons_completed", "completions",
+        "quizzes_completed", "quiz_score_sum", "points", "first_completion_at", "version",
+    ],
+    "student_summary": [
+        "student_id", "total_points", "level", "active_days", "level_reached_at",
+        "last_event_at", "last_event_tz", "events_counted", "recent_activity", "updated_at",
+        "version",
+    ],
+    "student_state": ["student_id", "kafka_partition", "state", "version"],
+    "course_catalog": ["course_id", "title", "total_lessons", "deleted", "updated_at", "version"],
+    "dead_letters": [
+        "received_at", "topic", "kafka_partition", "kafka_offset", "message_key", "reason",
+        "field", "payload",
+    ],
+}  # fmt: skip
+
+
+def ms_to_datetime(ms: int | None) -> dt.datetime | None:
+    """UTC datetime of epoch milliseconds (None stays None)."""
+    if ms is None:
+        return None
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
+
+
+def iso_ms(ms: int) -> str:
+    """RFC 3339 UTC text of epoch milliseconds, e.g. ``2026-11-26T09:00:00Z``."""
+    moment = ms_to_datetime(ms)
+    assert moment is not None
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else f"{text}Z"
+
+
+def event_row(parsed: ParsedEvent, partition: int, offset: int, now: dt.datetime, version: int) -> Row:
+    """The ``learning_events`` row of a counted event."""
+    e = parsed.event
+    return [
+        e.event_id, e.student_id, e.type, e.course_id, e.module_id, e.lesson_id, e.quiz_id,
+        ms_to_datetime(parsed.occurred_ms), parsed.local_date, parsed.zone_label,
+        1 if e.completed else 0, e.time_spent, e.progress, e.score, partition, offset, now,
+        version,
+    ]  # fmt: skip
+
+
+def course_rows(state: StudentState, now: dt.datetime, version: int) -> list[Row]:
+    """``student_courses`` rows of the courses changed since the last flush."""
+    rows: list[Row] = []
+    for course_id in sorted(state.dirty_courses):
+        c = state.courses[course_id]
+        completion_times = sorted(at for at, _, _ in c.lessons.values())
+        rows.append([
+            state.student_id, course_id, 1 if c.enrolled else 0,
+            ms_to_datetime(c.first_enrolled_at), len(c.lessons),
+            [ms_to_datetime(at) for at in completion_times],
+            c.progress[2] if c.progress else None,
+            ms_to_datetime(c.progress[0]) if c.progress else None,
+            c.minutes, ms_to_datetime(c.last_activity_at), now, version,
+        ])  # fmt: skip
+    return rows
+
+
+def daily_rows(state: StudentState, version: int) -> list[Row]:
+    """``student_course_daily`` rows of the (date, course) pairs changed since the last flush."""
+    rows: list[Row] = []
+    by_course: dict[str, dict[int, tuple[int, int]]] = {}
+    for day, course_id in sorted(state.dirty_days):
+        facts = state.days.get((day, course_id))
+        if facts is None:
+            continue
+        per_day = by_course.get(course_id)
+        if per_day is None:
+            per_day = by_course[course_id] = state.points_by_day(course_id)
+        lessons, points = per_day.get(day, (0, 0))
+        rows.append([
+            state.student_id, day_of(day), course_id, facts.minutes, lessons,
+            facts.completions, facts.quizzes, facts.score_sum, points,
+            ms_to_datetime(facts.first_completion_at), version,
+        ])  # fmt: skip
+    return rows
+
+
+def level_reached(timeline: list[tuple[int, str, int]]) -> list[int]:
+    """When each level from 2 up was reached, from the points timeline."""
+    reached: list[int] = []
+    total = 0
+    for at, _, points in timeline:
+        before = total // 100
+        total += points
+        reached.extend(at for _ in range(total // 100 - before))
+    return reached
+
+
+def recent_activity(state: StudentState) -> list[dict[str, Any]]:
+    """The 10 newest events, newest first, with the points each earned now."""
+    items = []
+    for at, event_id, kind, course_id, lesson_id, quiz_id in state.recent:
+        item_id = lesson_id if kind == "lesson_progress" else quiz_id
+        items.append({
+            "eventId": event_id, "type": kind, "courseId": course_id, "lessonId": lesson_id,
+            "quizId": quiz_id, "occurredAt": iso_ms(at),
+            "pointsAwarded": state.points_awarded(event_id, kind, course_id, item_id),
+        })  # fmt: skip
+    return items
+
+
+def summary_row(state: StudentState, now: dt.datetime, version: int) -> Row:
+    """The ``student_summary`` row of a student."""
+    timeline = state.points_timeline()
+    total = sum(points for _, _, points in timeline)
+    latest = state.latest or (0, "", "+00:00")
+    return [
+        state.student_id, total, total // 100 + 1,
+        [day_of(day) for day in sorted(state.active_days)],
+        [ms_to_datetime(at) for at in level_reached(timeline)],
+        ms_to_datetime(latest[0]), latest[2], state.events_counted,
+        orjson.dumps(recent_activity(state)).decode(), now, version,
+    ]  # fmt: skip
+
+
+def state_row(state: StudentState, version: int) -> Row:
+    """The ``student_state`` row (the whole state, for restarts)."""
+    state.version = version
+    return [state.student_id, state.partition, orjson.dumps(state.to_dict()).decode(), version]
+
+
+__all__ = [
+    "COLUMNS",
+    "LESSON_POINTS",
+    "course_rows",
+    "daily_rows",
+    "event_row",
+    "iso_ms",
+    "ms_to_datetime",
+    "recent_activity",
+    "state_row",
+    "summary_row",
+]

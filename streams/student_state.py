@@ -1,0 +1,335 @@
+"""Per-student state and the rules of SPEC §4 applied to it (pure logic).
+
+``StudentState.apply`` takes one valid event and updates the facts every metric
+is derived from. The facts are chosen so that the result does not depend on the
+order events arrive in (a late event is applied as if it had arrived in
+``occurredAt`` order) and so that they stay bounded per student:
+
+- per (course, lesson) only its first completion (earliest ``occurredAt``);
+- per (course, quiz) only the *record* attempts: attempts that beat every earlier
+  attempt. An attempt that an earlier one equals or beats can never earn points,
+  whatever arrives later, so it is counted (quizzes, scores) but not kept;
+- additive facts per (local date, course): minutes, completions, quiz attempts;
+- enrollment as the latest enrollment/activity time and the latest unenrollment;
+- the latest reported ``progress`` per course, the latest event overall (for the
+  learner's zone), the 10 most recent events;
+- the ids of events that happened within the recent-ids window, to drop
+  duplicates (older duplicates are recognised by the caller; see ``dedup``).
+
+Ties in ``occurredAt`` are broken by ``eventId`` so that every order gives the
+same answer. Nothing here does I/O; ``streams.rows`` turns a state into rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.events import ParsedEvent
+
+LESSON_POINTS = 10
+RECENT_ACTIVITY = 10
+
+# (occurred_ms, event_id): the total order of events used everywhere below.
+Stamp = tuple[int, str]
+
+
+@dataclass(slots=True)
+class Attempt:
+    """A record quiz attempt."""
+
+    at: int
+    event_id: str
+    score: float
+    day: int  # local date as ordinal
+
+    @property
+    def stamp(self) -> Stamp:
+        return (self.at, self.event_id)
+
+
+@dataclass(slots=True)
+class DayFacts:
+    """Additive facts of one (local date, course)."""
+
+    minutes: float = 0.0
+    completions: int = 0
+    quizzes: int = 0
+    score_sum: float = 0.0
+    first_completion_at: int | None = None
+
+
+@dataclass(slots=True)
+class CourseFacts:
+    """Everything known about one course of one student."""
+
+    enrolled_at: Stamp | None = None  # latest enrollment or activity
+    first_enrolled_at: int | None = None
+    unenrolled_at: Stamp | None = None  # latest unenrollment
+    lessons: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # (at, id, day)
+    quizzes: dict[str, list[Attempt]] = field(default_factory=dict)
+    progress: tuple[int, str, float] | None = None  # latest reported (at, id, value)
+    minutes: float = 0.0
+    last_activity_at: int | None = None
+
+    @property
+    def enrolled(self) -> bool:
+        """Enrolled unless an unenrollment is later than every enrollment/activity."""
+        if self.enrolled_at is None:
+            return False
+        return self.unenrolled_at is None or self.unenrolled_at[0] <= self.enrolled_at[0]
+
+
+def quiz_awards(attempts: list[Attempt]) -> list[int]:
+    """Points each record attempt earned: floor(newBest/10) - floor(previousBest/10)."""
+    awards: list[int] = []
+    previous = 0
+    for attempt in attempts:
+        tenth = int(attempt.score // 10)
+        awards.append(tenth - previous)
+        previous = tenth
+    return awards
+
+
+@dataclass(slots=True)
+class StudentState:
+    """The facts of one student; ``dirty_*`` say which rows must be rewritten."""
+
+    student_id: str
+    partition: int = 0
+    courses: dict[str, CourseFacts] = field(default_factory=dict)
+    days: dict[tuple[int, str], DayFacts] = field(default_factory=dict)
+    active_days: set[int] = field(default_factory=set)
+    recent_ids: dict[str, int] = field(default_factory=dict)  # event id -> occurred_ms
+    recent: list[tuple[int, str, str, str, str | None, str | None]] = field(default_factory=list)
+    latest: tuple[int, str, str] | None = None  # (at, event id, zone label)
+    events_counted: int = 0
+    version: int = 0  # flush version that last persisted this state
+    dirty_courses: set[str] = field(default_factory=set)
+    dirty_days: set[tuple[int, str]] = field(default_factory=set)
+    dirty: bool = False
+
+    # ------------------------------------------------------------------ apply
+    def seen(self, event_id: str) -> bool:
+        """True if the event is among the recent ids (a duplicate)."""
+        return event_id in self.recent_ids
+
+    def apply(self, parsed: ParsedEvent) -> bool:
+        """Apply one event; False (and no change) if its id was already counted."""
+        event = parsed.event
+        if event.event_id in self.recent_ids:
+            return False
+        at = parsed.occurred_ms
+        stamp = (at, event.event_id)
+        day = parsed.local_date.toordinal()
+        self.recent_ids[event.event_id] = at
+        self.events_counted += 1
+        self.dirty = True
+        course_id = event.course_id
+        course = self.courses.get(course_id)
+        if course is None:
+            course = self.courses[course_id] = CourseFacts()
+        self.dirty_courses.add(course_id)
+
+        kind = event.type
+        if kind == "unenrolled":
+            if course.unenrolled_at is None or stamp > course.unenrolled_at:
+                course.unenrolled_at = stamp
+        else:
+            if course.enrolled_at is None or stamp > course.enrolled_at:
+                course.enrolled_at = stamp
+            if course.first_enrolled_at is None or at < course.first_enrolled_at:
+                course.first_enrolled_at = at
+        if event.progress is not None and (course.progress is None or stamp > course.progress[:2]):
+            course.progress = (at, event.event_id, event.progress)
+        if kind == "lesson_progress":
+            self._apply_lesson(parsed, course, course_id, stamp, day)
+        elif kind == "quiz_completed":
+            self._apply_quiz(parsed, course, course_id, stamp, day)
+        self._remember(parsed, stamp)
+        return True
+
+    def _touch_day(self, day: int, course_id: str) -> DayFacts:
+        key = (day, course_id)
+        facts = self.days.get(key)
+        if facts is None:
+            facts = self.days[key] = DayFacts()
+        self.dirty_days.add(key)
+        return facts
+
+    def _activity(self, parsed: ParsedEvent, course: CourseFacts, course_id: str, day: int) -> DayFacts:
+        at = parsed.occurred_ms
+        minutes = parsed.event.time_spent
+        course.minutes += minutes
+        if course.last_activity_at is None or at > course.last_activity_at:
+            course.last_activity_at = at
+        facts = self._touch_day(day, course_id)
+        facts.minutes += minutes
+        return facts
+
+    def _apply_lesson(
+        self, parsed: ParsedEvent, course: CourseFacts, course_id: str, stamp: Stamp, day: int
+    ) -> None:
+        facts = self._activity(parsed, course, course_id, day)
+        if not parsed.event.completed:
+            return
+        facts.completions += 1
+        if facts.first_completion_at is None or stamp[0] < facts.first_completion_at:
+            facts.first_completion_at = stamp[0]
+        self.active_days.add(day)
+        lesson_id = parsed.event.lesson_id or ""
+        first = course.lessons.get(lesson_id)
+        if first is None or stamp < first[:2]:
+            if first is not None:  # an earlier completion arrived late: move the day
+                self.dirty_days.add((first[2], course_id))
+            course.lessons[lesson_id] = (stamp[0], stamp[1], day)
+
+    def _apply_quiz(
+        self, parsed: ParsedEvent, course: CourseFacts, course_id: str, stamp: Stamp, day: int
+    ) -> None:
+        facts = self._activity(parsed, course, course_id, day)
+        score = float(parsed.event.score or 0.0)
+        facts.quizzes += 1
+        facts.score_sum += score
+        quiz_id = parsed.event.quiz_id or ""
+        records = course.quizzes.setdefault(quiz_id, [])
+        if any(a.stamp < stamp and a.score >= score for a in records):
+            return  # an earlier attempt was at least as good: never earns points
+        for attempt in records:
+            self.dirty_days.add((attempt.day, course_id))
+        kept = [a for a in records if not (a.stamp > stamp and a.score <= score)]
+        kept.append(Attempt(stamp[0], stamp[1], score, day))
+        kept.sort(key=lambda a: a.stamp)
+        course.quizzes[quiz_id] = kept
+
+    def _remember(self, parsed: ParsedEvent, stamp: Stamp) -> None:
+        event = parsed.event
+        if self.latest is None or stamp > self.latest[:2]:
+            self.latest = (stamp[0], stamp[1], parsed.zone_label)
+        recent = self.recent
+        if len(recent) >= RECENT_ACTIVITY and stamp <= recent[-1][:2]:
+            return
+        recent.append((stamp[0], stamp[1], event.type, event.course_id, event.lesson_id, event.quiz_id))
+        recent.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        del recent[RECENT_ACTIVITY:]
+
+    # ------------------------------------------------------------- maintenance
+    def prune_recent_ids(self, cutoff_ms: int) -> None:
+        """Forget ids of events that happened before ``cutoff_ms`` (see ``dedup``)."""
+        old = [event_id for event_id, at in self.recent_ids.items() if at < cutoff_ms]
+        for event_id in old:
+            del self.recent_ids[event_id]
+        if old:
+            self.dirty = True
+
+    def clear_dirty(self) -> None:
+        """Mark every row as written."""
+        self.dirty_courses.clear()
+        self.dirty_days.clear()
+        self.dirty = False
+
+    # ----------------------------------------------------------------- derived
+    def points_by_day(self, course_id: str) -> dict[int, tuple[int, int]]:
+        """(first completions, points) per local date for one course."""
+        course = self.courses[course_id]
+        result: dict[int, tuple[int, int]] = {}
+        for _at, _id, day in course.lessons.values():
+            lessons, points = result.get(day, (0, 0))
+            result[day] = (lessons + 1, points + LESSON_POINTS)
+        for attempts in course.quizzes.values():
+            for attempt, award in zip(attempts, quiz_awards(attempts), strict=True):
+                lessons, points = result.get(attempt.day, (0, 0))
+                result[attempt.day] = (lessons, points + award)
+        return result
+
+    def points_timeline(self) -> list[tuple[int, str, int]]:
+        """Every point award as (occurred_ms, event id, points), in occurredAt order."""
+        timeline: list[tuple[int, str, int]] = []
+        for course in self.courses.values():
+            timeline.extend((at, event_id, LESSON_POINTS) for at, event_id, _ in course.lessons.values())
+            for attempts in course.quizzes.values():
+                for attempt, award in zip(attempts, quiz_awards(attempts), strict=True):
+                    if award:
+                        timeline.append((attempt.at, attempt.event_id, award))
+        timeline.sort()
+        return timeline
+
+    def total_points(self) -> int:
+        """Total points (SPEC §4.3)."""
+        return sum(points for _, _, points in self.points_timeline())
+
+    def points_awarded(self, event_id: str, kind: str, course_id: str, item_id: str | None) -> int:
+        """The points the event earned, as it stands now."""
+        course = self.courses.get(course_id)
+        if course is None or item_id is None:
+            return 0
+        if kind == "lesson_progress":
+            first = course.lessons.get(item_id)
+            return LESSON_POINTS if first is not None and first[1] == event_id else 0
+        if kind == "quiz_completed":
+            attempts = course.quizzes.get(item_id, [])
+            for attempt, award in zip(attempts, quiz_awards(attempts), strict=True):
+                if attempt.event_id == event_id:
+                    return award
+        return 0
+
+    # ------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        """A compact JSON-able form of the state (for ``student_state``)."""
+        return {
+            "p": self.partition,
+            "c": {
+                cid: [
+                    list(c.enrolled_at) if c.enrolled_at else None,
+                    c.first_enrolled_at,
+                    list(c.unenrolled_at) if c.unenrolled_at else None,
+                    {lid: list(v) for lid, v in c.lessons.items()},
+                    {qid: [[a.at, a.event_id, a.score, a.day] for a in v] for qid, v in c.quizzes.items()},
+                    list(c.progress) if c.progress else None,
+                    c.minutes,
+                    c.last_activity_at,
+                ]
+                for cid, c in self.courses.items()
+            },
+            "d": [
+                [day, cid, f.minutes, f.completions, f.quizzes, f.score_sum, f.first_completion_at]
+                for (day, cid), f in self.days.items()
+            ],
+            "a": sorted(self.active_days),
+            "i": self.recent_ids,
+            "r": [list(item) for item in self.recent],
+            "l": list(self.latest) if self.latest else None,
+            "n": self.events_counted,
+            "v": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, student_id: str, data: dict[str, Any]) -> StudentState:
+        """Rebuild a state saved by ``to_dict``."""
+        state = cls(student_id=student_id, partition=data.get("p", 0))
+        for cid, c in data["c"].items():
+            state.courses[cid] = CourseFacts(
+                enrolled_at=tuple(c[0]) if c[0] else None,  # type: ignore[arg-type]
+                first_enrolled_at=c[1],
+                unenrolled_at=tuple(c[2]) if c[2] else None,  # type: ignore[arg-type]
+                lessons={lid: tuple(v) for lid, v in c[3].items()},  # type: ignore[misc]
+                quizzes={qid: [Attempt(*a) for a in v] for qid, v in c[4].items()},
+                progress=tuple(c[5]) if c[5] else None,  # type: ignore[arg-type]
+                minutes=c[6],
+                last_activity_at=c[7],
+            )
+        for day, cid, minutes, completions, quizzes, score_sum, first_at in data["d"]:
+            state.days[(day, cid)] = DayFacts(minutes, completions, quizzes, score_sum, first_at)
+        state.active_days = set(data["a"])
+        state.recent_ids = dict(data["i"])
+        state.recent = [tuple(item) for item in data["r"]]  # type: ignore[misc]
+        state.latest = tuple(data["l"]) if data["l"] else None  # type: ignore[assignment]
+        state.events_counted = data["n"]
+        state.version = data["v"]
+        return state
+
+
+def day_of(ordinal: int) -> dt.date:
+    """The date of a stored ordinal."""
+    return dt.date.fromordinal(ordinal)

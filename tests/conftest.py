@@ -1,0 +1,30 @@
+"""Shared fixtures.
+
+The embedded ClickHouse engine (chdb) opens one data directory per process, so
+the whole pytest process shares one engine: tests isolate themselves by using
+unique student and course ids (``unique_id``), never by opening another path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from infra.clickhouse import shared_client
+
+
+@pytest.fixture(scope="session")
+def ch_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    """The process-wide embedded ClickHouse, migrated."""
+    path: Path = tmp_path_factory.mktemp("clickhouse")
+    yield shared_client(f"chdb://{path}")
+
+
+@pytest.fixture
+def unique_id() -> str:
+    """A prefix that keeps one test's ids apart from every other test's."""
+    return uuid.uuid4().hex[:12]
