@@ -1,0 +1,197 @@
+"""Command line: ``python -m infra.cli run|worker|api|migrate|demo|token``.
+
+- ``run``: the whole pipeline in this process: the embedded broker (unless
+  ``KAFKA_BOOTSTRAP_SERVERS`` is set), the Faust worker and the API, sharing one
+  ClickHouse client (the embedded engine allows one process per data directory).
+- ``worker`` / ``api``: one part each, for a ClickHouse server and an existing Kafka.
+- ``migrate``: apply the ClickHouse migrations and exit.
+- ``demo``: fill a running stack with a realistic sample and print a token.
+- ``token``: print a signed JWT for a student (or another role).
+Everything started here is stopped here, by PID, on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+
+from infra.settings import Settings, get_settings
+
+log = logging.getLogger("eduknit")
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+class ApiThread:
+    """Uvicorn serving the API from a thread of this process."""
+
+    def __init__(self, settings: Settings, client: object) -> None:
+        import uvicorn
+
+        from api.main import create_app
+        from api.publisher import KafkaEventPublisher
+
+        self.publisher = KafkaEventPublisher(settings.bootstrap_servers)
+        app = create_app(settings, client, self.publisher)
+        config = uvicorn.Config(
+            app, host=settings.api_host, port=settings.api_port, log_level="warning",
+            access_log=False, lifespan="on",
+        )  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the API did not start (is the port in use?)")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.publisher.close()
+
+
+def _start_broker(settings: Settings) -> object | None:
+    from infra.broker import EmbeddedBroker
+    from infra.topics import ensure_topics
+
+    broker = None
+    if settings.embedded_broker:
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        broker = EmbeddedBroker(settings.kafka_port, log_path=settings.data_path / "broker.log")
+        broker.start()
+    ensure_topics(settings.bootstrap_servers, settings.partitions)
+    return broker
+
+
+def _run_faust(settings: Settings, client: object) -> None:
+    import faust
+
+    from streams.app import Worker
+    from streams.sink import ClickHouseSink
+
+    worker = Worker(settings, ClickHouseSink(client))  # type: ignore[arg-type]
+    faust.Worker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+def cmd_run(settings: Settings) -> int:
+    """Broker + worker + API in this process."""
+    from infra.clickhouse import close_shared, shared_client
+
+    broker = _start_broker(settings)
+    api: ApiThread | None = None
+    try:
+        client = shared_client(settings.resolved_clickhouse_url)
+        api = ApiThread(settings, client)
+        api.start()
+        log.info(
+            "EduKnit Learn is up: API http://%s:%d (docs at /docs), Kafka %s, ClickHouse %s",
+            settings.api_host, settings.api_port, settings.bootstrap_servers,
+            settings.resolved_clickhouse_url,
+        )  # fmt: skip
+        _run_faust(settings, client)
+    finally:
+        if api is not None:
+            api.stop()
+        if broker is not None:
+            broker.stop()  # type: ignore[attr-defined]
+        close_shared()
+    return 0
+
+
+def cmd_worker(settings: Settings) -> int:
+    """Only the Faust worker (with a ClickHouse server and an existing Kafka)."""
+    from infra.clickhouse import close_shared, shared_client
+    from infra.topics import ensure_topics
+
+    ensure_topics(settings.bootstrap_servers, settings.partitions)
+    try:
+        _run_faust(settings, shared_client(settings.resolved_clickhouse_url))
+    finally:
+        close_shared()
+    return 0
+
+
+def cmd_api(settings: Settings) -> int:
+    """Only the API (with a ClickHouse server and an existing Kafka)."""
+    import uvicorn
+
+    from api.main import create_app
+    from api.publisher import KafkaEventPublisher
+    from infra.clickhouse import close_shared, shared_client
+
+    publisher = KafkaEventPublisher(settings.bootstrap_servers)
+    try:
+        app = create_app(settings, shared_client(settings.resolved_clickhouse_url), publisher)
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    finally:
+        publisher.close()
+        close_shared()
+    return 0
+
+
+def cmd_migrate(settings: Settings) -> int:
+    from infra.clickhouse import connect, migrate
+
+    applied = migrate(connect(settings.resolved_clickhouse_url))
+    print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+    return 0
+
+
+def cmd_token(settings: Settings, student_id: str, role: str, hours: float) -> int:
+    from infra.tokens import make_token
+
+    print(make_token(settings.jwt_secret, student_id, role=role, ttl_seconds=hours * 3600))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="eduknit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "worker", "api", "migrate"):
+        sub.add_parser(name)
+    demo = sub.add_parser("demo", help="fill the running stack with a sample")
+    demo.add_argument("--students", type=int, default=500)
+    demo.add_argument("--courses", type=int, default=10)
+    demo.add_argument("--days", type=int, default=60)
+    demo.add_argument("--seed", type=int, default=7)
+    token = sub.add_parser("token", help="print a JWT")
+    token.add_argument("student_id")
+    token.add_argument("--role", default="student", choices=["student", "service", "admin"])
+    token.add_argument("--hours", type=float, default=24.0)
+    args = parser.parse_args(argv)
+
+    try:
+        settings = get_settings()
+    except Exception as exc:  # invalid configuration: say which variable
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    _logging(settings)
+    if args.command == "run":
+        return cmd_run(settings)
+    if args.command == "worker":
+        return cmd_worker(settings)
+    if args.command == "api":
+        return cmd_api(settings)
+    if args.command == "migrate":
+        return cmd_migrate(settings)
+    if args.command == "token":
+        return cmd_token(settings, args.student_id, args.role, args.hours)
+    from infra.demo import run_demo
+
+    return run_demo(settings, args.students, args.courses, args.days, args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

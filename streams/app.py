@@ -1,0 +1,191 @@
+"""The Faust application: agents for ``learning-events`` and ``course-catalog``.
+
+Each agent takes batches (``noack_take``), hands them to the pure processing code,
+sends rejected messages to ``learning-events-dlq``, writes the batch's rows to
+ClickHouse and only then acknowledges the batch's offsets. A failed write is
+retried with backoff for as long as it takes; offsets are never committed for a
+batch that is not in ClickHouse, so a crash at any point replays it and the
+idempotent processing counts each event once.
+
+Per-student state is held by ``EventProcessor`` and saved to ClickHouse with
+every batch instead of Faust changelog tables: the embedded broker keeps its
+topics in memory only (a changelog would be gone after a restart) and Faust's
+changelog replay on it can stop early (INFRA-FACTS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from infra.settings import Settings
+from schemas import catalog as catalog_schema
+from schemas import dead_letter as dlq_schema
+from schemas import events as events_schema
+from schemas.dead_letter import DeadLetter
+from streams import metrics
+from streams.catalog import catalog_rows
+from streams.processor import EventProcessor, Message, dead_letter_row
+from streams.rows import Row
+from streams.sink import ClickHouseSink
+
+log = logging.getLogger("eduknit.worker")
+
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class VersionClock:
+    """Strictly increasing row versions (nanoseconds), also across restarts."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def next(self) -> int:
+        self.last = max(self.last + 1, time.time_ns())
+        return self.last
+
+
+class Worker:
+    """The Faust app with its agents, processor and sink."""
+
+    def __init__(self, settings: Settings, sink: ClickHouseSink, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.clock = clock
+        self.versions = VersionClock()
+        self.processor = EventProcessor(
+            sink,
+            recent_ids_days=settings.recent_ids_days,
+            max_future_seconds=settings.max_future_seconds,
+            max_event_bytes=settings.max_event_bytes,
+            cache_students=settings.state_cache_students,
+        )
+        self.sink_error: str | None = None
+        self.app = self._create_app()
+
+    def _create_app(self) -> faust.App:
+        s = self.settings
+        app = faust.App(
+            "eduknit-worker",
+            broker=f"kafka://{s.bootstrap_servers}",
+            store="memory://",
+            datadir=str(s.data_path / "faust"),
+            web_enabled=False,
+            key_serializer="raw",
+            value_serializer="raw",
+            topic_partitions=s.partitions,
+            topic_allow_declare=True,
+            broker_session_timeout=6,
+            broker_heartbeat_interval=1,
+            broker_commit_interval=0.5,
+            consumer_auto_offset_reset="earliest",
+            broker_max_poll_records=5000,
+            stream_buffer_maxsize=20000,
+            producer_max_batch_size=262144,
+            producer_acks=-1,
+        )
+        events_topic = app.topic(events_schema.TOPIC, partitions=s.partitions)
+        catalog_topic = app.topic(catalog_schema.TOPIC, partitions=s.partitions)
+        self.dlq_topic = app.topic(dlq_schema.TOPIC, partitions=s.partitions)
+        app.agent(events_topic, name="learning-events")(self._learning_events)
+        app.agent(catalog_topic, name="course-catalog")(self._course_catalog)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        return app
+
+    # ------------------------------------------------------------------ agents
+    async def _learning_events(self, stream: faust.StreamT) -> None:
+        s = self.settings
+        async for batch in stream.noack_take(s.batch_max_events, s.batch_max_seconds):
+            started = time.perf_counter()
+            messages = [_message(event) for event in batch]
+            result = self.processor.process(messages, self.clock(), self.versions.next())
+            try:
+                await self._send_dead_letters(result.dead_letters)
+                await self._write(result.tables)
+            except asyncio.CancelledError:
+                self.processor.forget(result.students)  # not written: reload when resumed
+                raise
+            for event in batch:
+                await stream.ack(event)
+            metrics.EVENTS_COUNTED.inc(result.counted)
+            metrics.EVENTS_DUPLICATE.inc(result.duplicates)
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            self.processor.evict()
+            metrics.STATES_CACHED.set(len(self.processor.states))
+            log.info(
+                "batch: %d messages, %d counted, %d duplicates, %d invalid, %d students, %.1f ms",
+                len(messages), result.counted, result.duplicates, len(result.dead_letters),
+                len(result.students), (time.perf_counter() - started) * 1000,
+            )  # fmt: skip
+
+    async def _course_catalog(self, stream: faust.StreamT) -> None:
+        async for batch in stream.noack_take(1000, self.settings.batch_max_seconds):
+            messages = [_message(event) for event in batch]
+            rows, letters = catalog_rows(messages, self.clock(), self.versions.next)
+            tables: dict[str, list[Row]] = {"course_catalog": rows}
+            if letters:
+                tables["dead_letters"] = [dead_letter_row(letter) for letter in letters]
+            await self._send_dead_letters(letters)
+            await self._write(tables)
+            for event in batch:
+                await stream.ack(event)
+            metrics.CATALOG_UPDATES.inc(len(rows))
+            log.info("catalog: %d entries, %d invalid", len(rows), len(letters))
+
+    # ----------------------------------------------------------------- helpers
+    async def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        pending = []
+        for letter in letters:
+            log.warning(
+                "dead letter %s[%d]@%d: %s", letter.source_topic, letter.partition,
+                letter.offset, letter.reason,
+            )  # fmt: skip
+            metrics.EVENTS_INVALID.labels(letter.source_topic, letter.field or "").inc()
+            key = letter.key.encode() if letter.key is not None else None
+            pending.append(await self.dlq_topic.send(key=key, value=letter.to_json()))
+        await asyncio.gather(*pending)
+
+    async def _write(self, tables: dict[str, list[Row]]) -> None:
+        """Write until ClickHouse took the rows, backing off between failures."""
+        delay = 0.2
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.sink.write, tables)
+                break
+            except Exception as exc:  # ClickHouse down or refusing: retry the same rows
+                metrics.SINK_FAILURES.inc()
+                metrics.SINK_FAILING.set(1)
+                self.sink_error = str(exc)
+                log.warning("ClickHouse write failed (retrying in %.1f s): %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        if self.sink_error is not None:
+            log.info("ClickHouse writes recovered")
+            self.sink_error = None
+            metrics.SINK_FAILING.set(0)
+        for table, table_rows in tables.items():
+            metrics.ROWS_WRITTEN.labels(table).inc(len(table_rows))
+
+    async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
+        partitions = {tp.partition for tp in revoked if tp.topic == events_schema.TOPIC}
+        if partitions:
+            self.processor.forget_partitions(partitions)
+
+
+def _message(event: faust.EventT) -> Message:
+    message = event.message
+    return Message(message.topic, message.partition, message.offset, message.key, message.value)

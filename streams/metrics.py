@@ -1,0 +1,34 @@
+"""The worker's Prometheus metrics, in one commented list.
+
+They live in the default registry, so the API's ``/metrics`` shows them when the
+worker runs in the same process (``make run``); a separate worker process
+exposes them on ``EDUKNIT_WORKER_METRICS_PORT`` when set.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Events counted into the metrics (first time their eventId was seen).
+EVENTS_COUNTED = Counter("eduknit_events_counted_total", "Learning events applied")
+# Events dropped because their eventId was already counted.
+EVENTS_DUPLICATE = Counter("eduknit_events_duplicate_total", "Duplicate learning events dropped")
+# Messages sent to the dead-letter topic, by the field that was wrong ("" = whole message).
+EVENTS_INVALID = Counter(
+    "eduknit_events_invalid_total", "Messages rejected to the dead-letter topic", ["topic", "field"]
+)
+# Catalog entries written (updates and tombstones).
+CATALOG_UPDATES = Counter("eduknit_catalog_updates_total", "Course catalog messages applied")
+# Wall time of one batch: processing plus the ClickHouse write.
+BATCH_SECONDS = Histogram(
+    "eduknit_batch_seconds", "Seconds per processed batch",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)  # fmt: skip
+# Rows written to ClickHouse, by table.
+ROWS_WRITTEN = Counter("eduknit_rows_written_total", "Rows written to ClickHouse", ["table"])
+# Failed ClickHouse writes (each is retried with backoff; offsets are not committed).
+SINK_FAILURES = Counter("eduknit_sink_failures_total", "Failed ClickHouse batch writes")
+# 1 while the sink cannot write to ClickHouse.
+SINK_FAILING = Gauge("eduknit_sink_failing", "1 while ClickHouse writes are failing")
+# Students whose state is in the worker's memory.
+STATES_CACHED = Gauge("eduknit_states_cached", "Student states held in memory")
