@@ -83,7 +83,9 @@ class EmbeddedBroker:
                 self.stop()
                 raise RuntimeError(f"broker did not open port {self.port} in {timeout} s")
             time.sleep(0.05)
-        log.info("embedded broker (pid %d) listening on %s", self.process.pid, self.bootstrap_servers)
+        log.info(
+            "embedded broker (pid %d) listening on %s", self.process.pid, self.bootstrap_servers
+        )
         return self
 
     def stop(self, grace: float = 5.0) -> None:

@@ -116,7 +116,10 @@ class EventProcessor:
         for message in messages:
             try:
                 parsed = parse_event(
-                    message.value, now=now, max_future=self.max_future, max_bytes=self.max_event_bytes
+                    message.value,
+                    now=now,
+                    max_future=self.max_future,
+                    max_bytes=self.max_event_bytes,
                 )
             except InvalidMessage as error:
                 result.dead_letters.append(dead_letter(message, error, now))
@@ -147,7 +150,9 @@ class EventProcessor:
                 continue
             result.counted += 1
             touched[parsed.student_id] = state
-            event_rows.append(rows.event_row(parsed, message.partition, message.offset, now, version))
+            event_rows.append(
+                rows.event_row(parsed, message.partition, message.offset, now, version)
+            )
 
         prune_before = cutoff - PRUNE_MARGIN_MS
         for state in touched.values():

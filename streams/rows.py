@@ -61,7 +61,9 @@ def iso_ms(ms: int) -> str:
     return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else f"{text}Z"
 
 
-def event_row(parsed: ParsedEvent, partition: int, offset: int, now: dt.datetime, version: int) -> Row:
+def event_row(
+    parsed: ParsedEvent, partition: int, offset: int, now: dt.datetime, version: int
+) -> Row:
     """The ``learning_events`` row of a counted event."""
     e = parsed.event
     return [

@@ -158,7 +158,9 @@ class StudentState:
         self.dirty_days.add(key)
         return facts
 
-    def _activity(self, parsed: ParsedEvent, course: CourseFacts, course_id: str, day: int) -> DayFacts:
+    def _activity(
+        self, parsed: ParsedEvent, course: CourseFacts, course_id: str, day: int
+    ) -> DayFacts:
         at = parsed.occurred_ms
         minutes = parsed.event.time_spent
         course.minutes += minutes
@@ -210,7 +212,9 @@ class StudentState:
         recent = self.recent
         if len(recent) >= RECENT_ACTIVITY and stamp <= recent[-1][:2]:
             return
-        recent.append((stamp[0], stamp[1], event.type, event.course_id, event.lesson_id, event.quiz_id))
+        recent.append(
+            (stamp[0], stamp[1], event.type, event.course_id, event.lesson_id, event.quiz_id)
+        )
         recent.sort(key=lambda item: (item[0], item[1]), reverse=True)
         del recent[RECENT_ACTIVITY:]
 
@@ -247,7 +251,9 @@ class StudentState:
         """Every point award as (occurred_ms, event id, points), in occurredAt order."""
         timeline: list[tuple[int, str, int]] = []
         for course in self.courses.values():
-            timeline.extend((at, event_id, LESSON_POINTS) for at, event_id, _ in course.lessons.values())
+            timeline.extend(
+                (at, event_id, LESSON_POINTS) for at, event_id, _ in course.lessons.values()
+            )
             for attempts in course.quizzes.values():
                 for attempt, award in zip(attempts, quiz_awards(attempts), strict=True):
                     if award:
@@ -285,7 +291,10 @@ class StudentState:
                     c.first_enrolled_at,
                     list(c.unenrolled_at) if c.unenrolled_at else None,
                     {lid: list(v) for lid, v in c.lessons.items()},
-                    {qid: [[a.at, a.event_id, a.score, a.day] for a in v] for qid, v in c.quizzes.items()},
+                    {
+                        qid: [[a.at, a.event_id, a.score, a.day] for a in v]
+                        for qid, v in c.quizzes.items()
+                    },
                     list(c.progress) if c.progress else None,
                     c.minutes,
                     c.last_activity_at,

@@ -1,0 +1,52 @@
+# EduKnit Learn — real-time dashboard pipeline. `make run` and `make test` do every
+# install step themselves (a virtualenv with the pinned versions of requirements.lock).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: run worker api migrate demo token test test-unit test-integration lint compose-check bench bench-quick clean
+
+$(VENV)/.installed: requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	touch $@
+
+run: $(VENV)/.installed          ## broker + worker + API on this machine (Ctrl-C stops all)
+	$(PY) -m infra.cli run
+
+worker: $(VENV)/.installed       ## only the Faust worker (ClickHouse server + existing Kafka)
+	$(PY) -m infra.cli worker
+
+api: $(VENV)/.installed          ## only the API (ClickHouse server + existing Kafka)
+	$(PY) -m infra.cli api
+
+migrate: $(VENV)/.installed      ## apply ClickHouse migrations
+	$(PY) -m infra.cli migrate
+
+demo: $(VENV)/.installed         ## fill the running stack with ~500 students over 60 days
+	$(PY) -m infra.cli demo
+
+token: $(VENV)/.installed        ## make token STUDENT=s1 [ROLE=admin]
+	$(PY) -m infra.cli token $(or $(STUDENT),s1) --role $(or $(ROLE),student)
+
+test: $(VENV)/.installed lint    ## lint, unit and integration tests
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+test-integration: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+compose-check:                   ## validate docker-compose.yml (installs Debian's docker-compose)
+	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq docker-compose)
+	docker-compose -f docker-compose.yml config --quiet
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
