@@ -32,6 +32,6 @@ def parse_catalog(raw: bytes | str, max_bytes: int = 65536) -> CourseCatalogEntr
     if len(raw) > max_bytes:
         raise InvalidMessage(f"message is {len(raw)} bytes, over the limit of {max_bytes}")
     try:
-        return CourseCatalogEntry.model_validate_json(raw)
+        return CourseCatalogEntry.model_validate_json(raw, by_name=False)
     except ValidationError as exc:
         raise first_error(exc) from None

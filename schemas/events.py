@@ -9,12 +9,21 @@ field and the problem. It never raises anything else for bad input.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from schemas.errors import InvalidMessage, first_error
 
@@ -26,6 +35,8 @@ MILLISECOND = dt.timedelta(milliseconds=1)
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 Minutes = Annotated[float, Field(strict=True, ge=0, le=1440)]
 Percent = Annotated[float, Field(strict=True, ge=0, le=100)]
+# The start of an RFC 3339 date-time; pydantic alone would also take "1795597200" (unix time).
+RFC3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
 class LearningEvent(BaseModel):
@@ -37,7 +48,7 @@ class LearningEvent(BaseModel):
     type: Literal["lesson_progress", "quiz_completed", "enrolled", "unenrolled"]
     student_id: Id = Field(alias="studentId")
     course_id: Id = Field(alias="courseId")
-    occurred_at: Annotated[AwareDatetime, Field(strict=True)] = Field(alias="occurredAt")
+    occurred_at: AwareDatetime = Field(alias="occurredAt")  # text only: see _rfc3339
     timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     module_id: Id | None = Field(None, alias="moduleId")
     lesson_id: Id | None = Field(None, alias="lessonId")
@@ -46,6 +57,15 @@ class LearningEvent(BaseModel):
     progress: Percent | None = None
     quiz_id: Id | None = Field(None, alias="quizId")
     score: Percent | None = None
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: object) -> object:
+        if isinstance(value, int | float) or (
+            isinstance(value, str) and not RFC3339_START.match(value)
+        ):
+            raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2026-11-26T09:00:00Z")
+        return value
 
     @model_validator(mode="after")
     def _required_by_type(self) -> LearningEvent:
@@ -133,7 +153,8 @@ def parse_event(
     if len(raw) > max_bytes:
         raise InvalidMessage(f"message is {len(raw)} bytes, over the limit of {max_bytes}")
     try:
-        event = LearningEvent.model_validate_json(raw)
+        # by_name=False: only the camelCase names of the wire format count (SPEC §2)
+        event = LearningEvent.model_validate_json(raw, by_name=False)
     except ValidationError as exc:
         raise first_error(exc) from None
     if event.occurred_at - now > max_future:
