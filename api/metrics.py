@@ -1,0 +1,235 @@
+"""The dashboard's read-time derivations (SPEC §4), as pure functions.
+
+Input: the records of one student (``api.records``) and the request's "today".
+Output: the response models of ``api.models``. Nothing here does I/O or reads
+the clock, so every rule is unit-tested with a fixed "today".
+
+Rounding is half away from zero (``timeutil.round_half_up``). Percentages,
+averages and scores have 1 decimal, hours 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import orjson
+
+from api.models import (
+    CourseProgress,
+    CourseStatistics,
+    DailyStatistics,
+    DayActivity,
+    RecentActivity,
+    Statistics,
+    StatisticsTotals,
+    Summary,
+)
+from api.records import CatalogEntry, CourseRecord, DayRecord, StudentData, SummaryRecord
+from api.timeutil import iso_or_none, round_half_up, weekday_name
+
+POINTS_PER_LEVEL = 100
+WEEK_DAYS = 7
+RECENT_LIMIT = 10
+ONE_DAY = dt.timedelta(days=1)
+
+
+# ------------------------------------------------------------------ courses
+def course_progress(course: CourseRecord, entry: CatalogEntry | None) -> float:
+    """SPEC §4.1: catalog ratio when the catalog knows the course, else reported, else 0."""
+    if entry is not None and not entry.deleted and entry.total_lessons > 0:
+        ratio = 100.0 * course.completed_lessons / entry.total_lessons
+        return min(100.0, round_half_up(ratio, 1))
+    if course.reported_progress is not None:
+        return float(course.reported_progress)
+    return 0.0
+
+
+def course_view(course: CourseRecord, entry: CatalogEntry | None) -> CourseProgress:
+    """One course as the dashboard shows it (title/totalLessons null without catalog)."""
+    live = entry if entry is not None and not entry.deleted else None
+    progress = course_progress(course, live)
+    return CourseProgress(
+        course_id=course.course_id,
+        title=live.title if live else None,
+        completed_lessons=course.completed_lessons,
+        total_lessons=live.total_lessons if live else None,
+        progress=progress,
+        status="completed" if progress >= 100.0 else "active",
+        time_spent_minutes=float(course.time_spent_minutes),
+        last_activity_at=iso_or_none(course.last_activity_at),
+    )
+
+
+def _course_order(course: CourseRecord) -> tuple[int, float, int, float, str]:
+    last = course.last_activity_at
+    first = course.first_enrolled_at
+    return (
+        0 if last is not None else 1,
+        -last.timestamp() if last is not None else 0.0,
+        0 if first is not None else 1,
+        -first.timestamp() if first is not None else 0.0,
+        course.course_id,
+    )
+
+
+def enrolled_courses(data: StudentData) -> list[CourseRecord]:
+    """Enrolled courses, last activity newest first (none last), then newest enrollment, id."""
+    return sorted((c for c in data.courses if c.enrolled), key=_course_order)
+
+
+def course_list(data: StudentData) -> list[CourseProgress]:
+    """The ``courses`` of the realtime dashboard."""
+    return [course_view(c, data.live_catalog(c.course_id)) for c in enrolled_courses(data)]
+
+
+# ------------------------------------------------------------------ streaks
+def current_streak(active_days: Iterable[dt.date], today: dt.date) -> int:
+    """Run of consecutive active days ending today, or yesterday when today has none."""
+    days = {d for d in active_days if d <= today}
+    day = today if today in days else today - ONE_DAY
+    length = 0
+    while day in days:
+        length += 1
+        day -= ONE_DAY
+    return length
+
+
+def longest_streak(active_days: Iterable[dt.date]) -> int:
+    """The longest run of consecutive active days ever."""
+    longest = run = 0
+    previous: dt.date | None = None
+    for day in sorted(set(active_days)):
+        run = run + 1 if previous is not None and day - previous == ONE_DAY else 1
+        longest = max(longest, run)
+        previous = day
+    return longest
+
+
+# ------------------------------------------------------------------- points
+def level_of(points: int) -> tuple[int, int]:
+    """SPEC §4.3: (level, pointsToNextLevel)."""
+    return points // POINTS_PER_LEVEL + 1, POINTS_PER_LEVEL - points % POINTS_PER_LEVEL
+
+
+def summary_of(
+    courses: list[CourseProgress], record: SummaryRecord | None, today: dt.date
+) -> Summary:
+    """The ``summary`` block, from the enrolled courses (``course_list``) and the summary row."""
+    progresses = [c.progress for c in courses]
+    record = record or SummaryRecord()
+    level, to_next = level_of(record.total_points)
+    current = current_streak(record.active_days, today)
+    return Summary(
+        enrolled_courses=len(progresses),
+        average_progress=round_half_up(sum(progresses) / len(progresses), 1) if progresses else 0.0,
+        current_streak=current,
+        longest_streak=max(current, longest_streak(record.active_days)),
+        total_points=record.total_points,
+        level=level,
+        points_to_next_level=to_next,
+    )
+
+
+def recent_activity(record: SummaryRecord | None) -> list[RecentActivity]:
+    """The worker's newest-first list of recent events (at most 10)."""
+    if record is None:
+        return []
+    items = orjson.loads(record.recent_activity)
+    return [RecentActivity.model_validate(item) for item in items[:RECENT_LIMIT]]
+
+
+# ----------------------------------------------------------------- by date
+def _per_date(
+    days: Iterable[DayRecord], start: dt.date, end: dt.date
+) -> dict[dt.date, list[DayRecord]]:
+    grouped: dict[dt.date, list[DayRecord]] = {}
+    for row in days:
+        if start <= row.local_date <= end:
+            grouped.setdefault(row.local_date, []).append(row)
+    return grouped
+
+
+def weekly_activity(days: Iterable[DayRecord], today: dt.date) -> list[DayActivity]:
+    """Exactly 7 entries, today-6 .. today, oldest first."""
+    start = today - (WEEK_DAYS - 1) * ONE_DAY
+    grouped = _per_date(days, start, today)
+    week: list[DayActivity] = []
+    for offset in range(WEEK_DAYS):
+        day = start + offset * ONE_DAY
+        rows = grouped.get(day, [])
+        minutes = float(sum(r.minutes for r in rows))
+        week.append(
+            DayActivity(
+                date=day,
+                day=weekday_name(day),
+                minutes=minutes,
+                hours=round_half_up(minutes / 60, 2),
+                lessons_completed=sum(r.lessons_completed for r in rows),
+            )
+        )
+    return week
+
+
+def statistics(student_id: str, data: StudentData, today: dt.date, days: int) -> Statistics:
+    """``GET /statistics``: ``days`` local dates ending today, zero-filled."""
+    start = today - (days - 1) * ONE_DAY
+    grouped = _per_date(data.days, start, today)
+    daily: list[DailyStatistics] = []
+    for offset in range(days):
+        day = start + offset * ONE_DAY
+        rows = grouped.get(day, [])
+        daily.append(
+            DailyStatistics(
+                date=day,
+                minutes=float(sum(r.minutes for r in rows)),
+                lessons_completed=sum(r.lessons_completed for r in rows),
+                quizzes_completed=sum(r.quizzes_completed for r in rows),
+                points=sum(r.points for r in rows),
+            )
+        )
+    rows_in_period = [r for rows in grouped.values() for r in rows]
+    quizzes = sum(r.quizzes_completed for r in rows_in_period)
+    score_sum = sum(r.quiz_score_sum for r in rows_in_period)
+    minutes = float(sum(r.minutes for r in rows_in_period))
+    totals = StatisticsTotals(
+        minutes=minutes,
+        hours=round_half_up(minutes / 60, 2),
+        lessons_completed=sum(r.lessons_completed for r in rows_in_period),
+        quizzes_completed=quizzes,
+        average_quiz_score=round_half_up(score_sum / quizzes, 1) if quizzes else None,
+        active_days=sum(1 for rows in grouped.values() if any(r.completions > 0 for r in rows)),
+        points_earned=sum(r.points for r in rows_in_period),
+    )
+    return Statistics(
+        student_id=student_id,
+        days=days,
+        from_=start,
+        to=today,
+        totals=totals,
+        daily=daily,
+        courses=_period_courses(data, rows_in_period),
+    )
+
+
+def _period_courses(data: StudentData, rows: list[DayRecord]) -> list[CourseStatistics]:
+    per_course: dict[str, list[float]] = {}
+    for row in rows:
+        acc = per_course.setdefault(row.course_id, [0.0, 0])
+        acc[0] += row.minutes
+        acc[1] += row.lessons_completed
+    records = {c.course_id: c for c in data.courses}
+    result = []
+    for course_id, (minutes, lessons) in per_course.items():
+        record = records.get(course_id)
+        progress = course_progress(record, data.live_catalog(course_id)) if record else 0.0
+        result.append(
+            CourseStatistics(
+                course_id=course_id,
+                minutes=minutes,
+                lessons_completed=int(lessons),
+                progress=progress,
+            )
+        )
+    result.sort(key=lambda c: (-c.minutes, c.course_id))
+    return result

@@ -1,0 +1,77 @@
+"""What the API reads from ClickHouse for one student, as plain frozen records.
+
+``api.store`` fills them; ``api.metrics`` and ``api.notifications`` derive the
+dashboard from them without any I/O. Every datetime here is aware and in UTC.
+Column meanings are those the worker writes (see ``streams.rows``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class CourseRecord:
+    """One ``student_courses`` row."""
+
+    course_id: str
+    enrolled: bool = True
+    first_enrolled_at: dt.datetime | None = None
+    completed_lessons: int = 0
+    completion_times: tuple[dt.datetime, ...] = ()  # first completions, sorted
+    reported_progress: float | None = None
+    reported_progress_at: dt.datetime | None = None
+    time_spent_minutes: float = 0.0
+    last_activity_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """One ``course_catalog`` row (``deleted`` entries count as absent)."""
+
+    course_id: str
+    title: str
+    total_lessons: int
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRecord:
+    """The ``student_summary`` row."""
+
+    total_points: int = 0
+    active_days: tuple[dt.date, ...] = ()  # sorted
+    level_reached_at: tuple[dt.datetime, ...] = ()  # element i: when level i+2 was reached
+    last_event_tz: str = ""
+    recent_activity: str = "[]"  # JSON list in the SPEC's recentActivity shape
+
+
+@dataclass(frozen=True, slots=True)
+class DayRecord:
+    """One ``student_course_daily`` row: a (local date, course) with activity."""
+
+    local_date: dt.date
+    course_id: str
+    minutes: float = 0.0
+    lessons_completed: int = 0  # first completions dated that day
+    completions: int = 0  # every completion event, repeats included
+    quizzes_completed: int = 0
+    quiz_score_sum: float = 0.0
+    points: int = 0
+    first_completion_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StudentData:
+    """Everything one request needs about one student."""
+
+    courses: tuple[CourseRecord, ...] = ()
+    catalog: dict[str, CatalogEntry] = field(default_factory=dict)
+    summary: SummaryRecord | None = None
+    days: tuple[DayRecord, ...] = ()
+
+    def live_catalog(self, course_id: str) -> CatalogEntry | None:
+        """The catalog entry of a course, or None when absent or deleted."""
+        entry = self.catalog.get(course_id)
+        return None if entry is None or entry.deleted else entry

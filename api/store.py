@@ -1,0 +1,153 @@
+"""ClickHouse reads of the API: one round trip per dashboard, one per apply check.
+
+``load_student`` reads a student's courses, their catalog entries, the summary
+row and the daily rows a request needs in a single ``UNION ALL`` query (every
+branch filters by ``student_id`` first, the head of each sort key, and reads
+the ReplacingMergeTree tables with ``FINAL``). ``event_applied`` tells whether
+the worker has counted an event (its ``learning_events`` row exists; the worker
+writes that row after the aggregates, so the aggregates then include it).
+
+Failures of ClickHouse (down, timeouts) raise ``StoreUnavailable``, which the
+app answers with 503. Calls block: run them off the event loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from api.records import CatalogEntry, CourseRecord, DayRecord, StudentData, SummaryRecord
+from api.timeutil import as_utc
+
+log = logging.getLogger(__name__)
+
+# Every local date is within one day of the UTC date, whatever the zone; daily
+# rows are read with this margin so that "today" may be decided after the read.
+DATE_MARGIN = dt.timedelta(days=1)
+
+
+class StoreUnavailable(RuntimeError):
+    """ClickHouse could not answer."""
+
+
+_TS = "Nullable(DateTime64(3, 'UTC'))"
+_NO_TS = f"CAST(NULL AS {_TS})"
+_NO_TS_ARRAY = "CAST([] AS Array(DateTime64(3, 'UTC')))"
+_NO_DATES = "CAST([] AS Array(Date))"
+
+# One row shape for all four branches; k says which table a row comes from:
+# k, id, d, a, b, c, e, f, g, t1, t2, t3, s1, s2, ts, ds
+_LOAD_SQL = f"""
+SELECT 0 AS k, course_id AS id, toDate(0) AS d, toFloat64(enrolled) AS a,
+       toFloat64(completed_lessons) AS b, CAST(reported_progress AS Nullable(Float64)) AS c,
+       time_spent_minutes AS e, 0. AS f, 0. AS g, CAST(first_enrolled_at AS {_TS}) AS t1,
+       CAST(reported_progress_at AS {_TS}) AS t2, CAST(last_activity_at AS {_TS}) AS t3,
+       '' AS s1, '' AS s2, completion_times AS ts, {_NO_DATES} AS ds
+FROM student_courses FINAL WHERE student_id = {{student:String}}
+UNION ALL
+SELECT 1, course_id, toDate(0), toFloat64(total_lessons), toFloat64(deleted), NULL, 0., 0., 0.,
+       {_NO_TS}, {_NO_TS}, {_NO_TS}, title, '', {_NO_TS_ARRAY}, {_NO_DATES}
+FROM course_catalog FINAL
+WHERE course_id IN (SELECT course_id FROM student_courses WHERE student_id = {{student:String}})
+UNION ALL
+SELECT 2, '', toDate(0), toFloat64(total_points), 0., NULL, 0., 0., 0.,
+       {_NO_TS}, {_NO_TS}, {_NO_TS}, last_event_tz, recent_activity, level_reached_at, active_days
+FROM student_summary FINAL WHERE student_id = {{student:String}}
+UNION ALL
+SELECT 3, course_id, local_date, minutes, toFloat64(lessons_completed), toFloat64(completions),
+       toFloat64(quizzes_completed), quiz_score_sum, toFloat64(points), first_completion_at,
+       {_NO_TS}, {_NO_TS}, '', '', {_NO_TS_ARRAY}, {_NO_DATES}
+FROM student_course_daily FINAL
+WHERE student_id = {{student:String}}
+  AND ((local_date >= {{since:Date}} AND local_date <= {{until:Date}})
+       OR ({{with_active:UInt8}} = 1 AND completions > 0))
+"""
+
+_APPLIED_SQL = (
+    "SELECT count() FROM learning_events "
+    "WHERE student_id = {student:String} AND event_id = {event:String}"
+)
+
+
+def _ts(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else as_utc(value)
+
+
+def _parse(rows: list[tuple[Any, ...]]) -> StudentData:
+    courses: list[CourseRecord] = []
+    catalog: dict[str, CatalogEntry] = {}
+    summary: SummaryRecord | None = None
+    days: list[DayRecord] = []
+    for k, key, day, a, b, c, e, f, g, t1, t2, t3, s1, s2, ts, ds in rows:
+        if k == 0:
+            courses.append(CourseRecord(
+                course_id=key, enrolled=a > 0, first_enrolled_at=_ts(t1),
+                completed_lessons=int(b), completion_times=tuple(as_utc(t) for t in ts),
+                reported_progress=c, reported_progress_at=_ts(t2), time_spent_minutes=e,
+                last_activity_at=_ts(t3),
+            ))  # fmt: skip
+        elif k == 1:
+            catalog[key] = CatalogEntry(key, s1, int(a), deleted=b > 0)
+        elif k == 2:
+            summary = SummaryRecord(
+                total_points=int(a), active_days=tuple(sorted(ds)),
+                level_reached_at=tuple(as_utc(t) for t in ts), last_event_tz=s1,
+                recent_activity=s2 or "[]",
+            )  # fmt: skip
+        else:
+            days.append(DayRecord(
+                local_date=day, course_id=key, minutes=a, lessons_completed=int(b),
+                completions=int(c or 0), quizzes_completed=int(e), quiz_score_sum=f,
+                points=int(g), first_completion_at=_ts(t1),
+            ))  # fmt: skip
+    return StudentData(tuple(courses), catalog, summary, tuple(days))
+
+
+def load_student(
+    client: Client,
+    student_id: str,
+    since: dt.date,
+    until: dt.date,
+    *,
+    all_active_days: bool = False,
+) -> StudentData:
+    """A student's courses, catalog entries, summary, and daily rows dated ``since``..``until``.
+
+    With ``all_active_days`` the daily rows of every active date (one with
+    completions) are read too, whenever it was, for the streak-milestone
+    notifications. Callers
+    widen the range by ``DATE_MARGIN`` when "today" is not known yet.
+    """
+    parameters = {
+        "student": student_id,
+        "since": since,
+        "until": until,
+        "with_active": 1 if all_active_days else 0,
+    }
+    try:
+        result = client.query(_LOAD_SQL, parameters=parameters)
+    except (ClickHouseError, OSError) as exc:
+        log.error("ClickHouse read failed for a dashboard: %s", exc)
+        raise StoreUnavailable("ClickHouse is unavailable; try again shortly") from exc
+    return _parse(result.result_rows)
+
+
+def event_applied(client: Client, student_id: str, event_id: str) -> bool:
+    """True once the worker has counted the event (its ``learning_events`` row exists)."""
+    try:
+        result = client.query(_APPLIED_SQL, parameters={"student": student_id, "event": event_id})
+    except (ClickHouseError, OSError) as exc:
+        raise StoreUnavailable("ClickHouse is unavailable; try again shortly") from exc
+    return bool(result.result_rows and result.result_rows[0][0])
+
+
+def ping(client: Client) -> None:
+    """Raise ``StoreUnavailable`` unless ClickHouse answers ``SELECT 1``."""
+    try:
+        client.command("SELECT 1")
+    except (ClickHouseError, OSError) as exc:
+        raise StoreUnavailable(str(exc)) from exc
