@@ -1,0 +1,159 @@
+"""``/api/dashboard/*``: the student dashboard (SPEC §5). Every route needs a bearer token.
+
+Reads are sync endpoints (FastAPI runs them on its thread pool, where the
+blocking ClickHouse call belongs). The POST is async: it awaits the Kafka
+acknowledgement, then polls ClickHouse from the thread pool until the event is
+applied (200) or ``EDUKNIT_APPLY_WAIT_SECONDS`` passed (202). If the event was
+produced but ClickHouse cannot be read afterwards, the answer is 202 too: the
+event is accepted, its effect not yet confirmed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import AfterValidator
+
+from api.auth import AuthError, MissingStudentId, Principal, student_to_read, student_to_write
+from api.deps import ClientDep, ClockDep, CurrentPrincipal, PublisherDep, SettingsDep
+from api.errors import invalid_input
+from api.models import (
+    ErrorBody,
+    ProgressApplied,
+    ProgressPending,
+    ProgressUpdateRequest,
+    RealtimeDashboard,
+    Statistics,
+    ValidationErrorBody,
+)
+from api.observability import APPLY_WAIT, PROGRESS_UPDATES
+from api.progress import build_event, wait_applied
+from api.store import StoreUnavailable
+from api.timeutil import check_zone_name
+from api.views import applied_view, realtime_view, statistics_view
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
+
+TzQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="IANA zone deciding 'today' (default: the zone of the latest event, else UTC)",
+    ),
+    AfterValidator(lambda value: None if value is None else check_zone_name(value)),
+]
+StudentQuery = Annotated[
+    str | None,
+    Query(
+        alias="studentId",
+        min_length=1,
+        max_length=128,
+        description="whose data: admin/service read anyone's, a service writes for anyone",
+    ),
+]
+DaysQuery = Annotated[int, Query(ge=1, le=365, description="length of the period in days")]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "missing, invalid or expired token"},
+    403: {"model": ErrorBody, "description": "not allowed for this token"},
+    422: {"model": ValidationErrorBody, "description": "invalid input, naming the field"},
+    503: {"model": ErrorBody, "description": "ClickHouse or Kafka unavailable"},
+}
+
+
+def _reader(principal: Principal, requested: str | None) -> str:
+    try:
+        return student_to_read(principal, requested)
+    except AuthError as exc:
+        raise HTTPException(status_code=exc.status, detail=exc.message) from None
+
+
+def _writer(principal: Principal, requested: str | None) -> str:
+    try:
+        return student_to_write(principal, requested)
+    except AuthError as exc:
+        raise HTTPException(status_code=exc.status, detail=exc.message) from None
+    except MissingStudentId as exc:
+        raise invalid_input("studentId", str(exc), location="query") from None
+
+
+@router.get("/realtime", response_model=RealtimeDashboard, responses=ERRORS)
+def realtime(
+    principal: CurrentPrincipal,
+    client: ClientDep,
+    clock: ClockDep,
+    tz: TzQuery = None,
+    student_id: StudentQuery = None,
+) -> RealtimeDashboard:
+    """Courses, weekly activity, summary, recent activity and notifications of one student."""
+    student = _reader(principal, student_id)
+    return realtime_view(client, student, tz, clock())
+
+
+@router.get("/statistics", response_model=Statistics, responses=ERRORS)
+def statistics(
+    principal: CurrentPrincipal,
+    client: ClientDep,
+    clock: ClockDep,
+    days: DaysQuery = 30,
+    tz: TzQuery = None,
+    student_id: StudentQuery = None,
+) -> Statistics:
+    """Daily figures and totals over the last ``days`` local dates, and per course."""
+    student = _reader(principal, student_id)
+    return statistics_view(client, student, days, tz, clock())
+
+
+@router.post(
+    "/progress/update",
+    response_model=ProgressApplied,
+    responses={
+        **ERRORS,
+        202: {"model": ProgressPending, "description": "produced, not yet applied"},
+        503: {"model": ErrorBody, "description": "the event could not be produced"},
+    },
+)
+async def progress_update(
+    body: ProgressUpdateRequest,
+    principal: CurrentPrincipal,
+    client: ClientDep,
+    publisher: PublisherDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    tz: TzQuery = None,
+    student_id: StudentQuery = None,
+) -> ProgressApplied | Response:
+    """Record lesson progress: produce a ``lesson_progress`` event and wait until it is applied."""
+    student = _writer(principal, student_id)
+    now = clock()
+    event = build_event(body, student, now, dt.timedelta(seconds=settings.max_future_seconds))
+    event_id: str = event["eventId"]
+    try:
+        await publisher.publish(student, event)
+    except Exception as exc:  # any producer failure: the event is not in Kafka
+        log.warning("event %s could not be produced: %s", event_id, exc)
+        PROGRESS_UPDATES.labels("publish_failed").inc()
+        raise HTTPException(status_code=503, detail="event could not be produced") from None
+    started = time.monotonic()
+    if await wait_applied(client, student, event_id, settings.apply_wait_seconds):
+        APPLY_WAIT.observe(time.monotonic() - started)
+        try:
+            answer = await run_in_threadpool(
+                applied_view, client, student, event_id, body.course_id, tz, clock()
+            )
+        except StoreUnavailable as exc:
+            log.warning("event %s applied but the dashboard could not be read: %s", event_id, exc)
+        else:
+            PROGRESS_UPDATES.labels("applied").inc()
+            return answer
+    PROGRESS_UPDATES.labels("pending").inc()
+    pending = ProgressPending(event_id=event_id)
+    return Response(pending.model_dump_json(by_alias=True), 202, media_type="application/json")

@@ -1,0 +1,76 @@
+"""The three dashboard answers, from one read each (no I/O here but through ``api.store``).
+
+Each ``*_view`` loads what it needs with ``store.load_student`` in one round
+trip, decides "today" (``tz``, else the zone of the latest event, else UTC) and
+hands the records to the pure rules of ``api.metrics``/``api.notifications``.
+Daily rows are read around the UTC date with ``store.DATE_MARGIN`` so "today"
+can be decided after the read. Blocking: call from a worker thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from clickhouse_connect.driver.client import Client
+
+from api import metrics, store
+from api.models import ProgressApplied, RealtimeDashboard, Statistics
+from api.notifications import notifications
+from api.records import StudentData
+from api.timeutil import iso_utc, local_today, request_zone
+
+
+def _today(data: StudentData, tz: str | None, now: dt.datetime) -> tuple[dt.date, dt.tzinfo]:
+    zone = request_zone(tz, data.summary.last_event_tz if data.summary else None)
+    return local_today(now, zone), zone
+
+
+def realtime_view(
+    client: Client, student_id: str, tz: str | None, now: dt.datetime
+) -> RealtimeDashboard:
+    """``GET /api/dashboard/realtime``."""
+    utc_date = now.astimezone(dt.UTC).date()
+    since = utc_date - (metrics.WEEK_DAYS - 1) * metrics.ONE_DAY - store.DATE_MARGIN
+    data = store.load_student(
+        client, student_id, since, utc_date + store.DATE_MARGIN, all_active_days=True
+    )
+    today, zone = _today(data, tz, now)
+    courses = metrics.course_list(data)
+    return RealtimeDashboard(
+        student_id=student_id,
+        generated_at=iso_utc(now),
+        courses=courses,
+        weekly_activity=metrics.weekly_activity(data.days, today),
+        summary=metrics.summary_of(courses, data.summary, today),
+        recent_activity=metrics.recent_activity(data.summary),
+        notifications=notifications(data, zone),
+    )
+
+
+def statistics_view(
+    client: Client, student_id: str, days: int, tz: str | None, now: dt.datetime
+) -> Statistics:
+    """``GET /api/dashboard/statistics``."""
+    utc_date = now.astimezone(dt.UTC).date()
+    since = utc_date - (days - 1) * metrics.ONE_DAY - store.DATE_MARGIN
+    data = store.load_student(client, student_id, since, utc_date + store.DATE_MARGIN)
+    today, _ = _today(data, tz, now)
+    return metrics.statistics(student_id, data, today, days)
+
+
+def applied_view(
+    client: Client, student_id: str, event_id: str, course_id: str, tz: str | None, now: dt.datetime
+) -> ProgressApplied:
+    """The 200 answer of ``POST progress/update``: the course and the summary after the event."""
+    utc_date = now.astimezone(dt.UTC).date()
+    data = store.load_student(client, student_id, utc_date, utc_date)
+    today, _ = _today(data, tz, now)
+    record = next((c for c in data.courses if c.course_id == course_id), None)
+    course = (
+        metrics.course_view(record, data.live_catalog(course_id)) if record is not None else None
+    )
+    return ProgressApplied(
+        event_id=event_id,
+        course=course,
+        summary=metrics.summary_of(metrics.course_list(data), data.summary, today),
+    )
