@@ -4,8 +4,8 @@ Input: the records of one student (``api.records``) and the request's "today".
 Output: the response models of ``api.models``. Nothing here does I/O or reads
 the clock, so every rule is unit-tested with a fixed "today".
 
-Rounding is half away from zero (``timeutil.round_half_up``). Percentages,
-averages and scores have 1 decimal, hours 2.
+Rounding is Python's ``round`` (the SPEC's formulas; an exact half goes to the
+even digit). Percentages, averages and scores have 1 decimal, hours 2.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from api.models import (
     Summary,
 )
 from api.records import CatalogEntry, CourseRecord, DayRecord, StudentData, SummaryRecord
-from api.timeutil import iso_or_none, round_half_up, weekday_name
+from api.timeutil import iso_or_none, weekday_name
 
 POINTS_PER_LEVEL = 100
 WEEK_DAYS = 7
@@ -39,7 +39,7 @@ def course_progress(course: CourseRecord, entry: CatalogEntry | None) -> float:
     """SPEC §4.1: catalog ratio when the catalog knows the course, else reported, else 0."""
     if entry is not None and not entry.deleted and entry.total_lessons > 0:
         ratio = 100.0 * course.completed_lessons / entry.total_lessons
-        return min(100.0, round_half_up(ratio, 1))
+        return min(100.0, round(ratio, 1))
     if course.reported_progress is not None:
         return float(course.reported_progress)
     return 0.0
@@ -122,7 +122,7 @@ def summary_of(
     current = current_streak(record.active_days, today)
     return Summary(
         enrolled_courses=len(progresses),
-        average_progress=round_half_up(sum(progresses) / len(progresses), 1) if progresses else 0.0,
+        average_progress=round(sum(progresses) / len(progresses), 1) if progresses else 0.0,
         current_streak=current,
         longest_streak=max(current, longest_streak(record.active_days)),
         total_points=record.total_points,
@@ -164,7 +164,7 @@ def weekly_activity(days: Iterable[DayRecord], today: dt.date) -> list[DayActivi
                 date=day,
                 day=weekday_name(day),
                 minutes=minutes,
-                hours=round_half_up(minutes / 60, 2),
+                hours=round(minutes / 60, 2),
                 lessons_completed=sum(r.lessons_completed for r in rows),
             )
         )
@@ -194,10 +194,10 @@ def statistics(student_id: str, data: StudentData, today: dt.date, days: int) ->
     minutes = float(sum(r.minutes for r in rows_in_period))
     totals = StatisticsTotals(
         minutes=minutes,
-        hours=round_half_up(minutes / 60, 2),
+        hours=round(minutes / 60, 2),
         lessons_completed=sum(r.lessons_completed for r in rows_in_period),
         quizzes_completed=quizzes,
-        average_quiz_score=round_half_up(score_sum / quizzes, 1) if quizzes else None,
+        average_quiz_score=round(score_sum / quizzes, 1) if quizzes else None,
         active_days=sum(1 for rows in grouped.values() if any(r.completions > 0 for r in rows)),
         points_earned=sum(r.points for r in rows_in_period),
     )

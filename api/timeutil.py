@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from decimal import ROUND_HALF_UP, Decimal
 
 from schemas.events import EPOCH, MILLISECOND, zone, zone_of_label
 from streams.rows import iso_ms
@@ -100,12 +99,3 @@ def local_midnight(day: dt.date, tzinfo: dt.tzinfo) -> dt.datetime:
 def weekday_name(day: dt.date) -> str:
     """English three-letter weekday, independent of the process locale."""
     return WEEKDAYS[day.weekday()]
-
-
-def round_half_up(value: float, digits: int) -> float:
-    """Round to ``digits`` decimals, halves away from zero (6.25 -> 6.3, not 6.2).
-
-    Python's ``round`` rounds halves to even; a learner reading 6.25 % expects 6.3.
-    """
-    quantum = Decimal(1).scaleb(-digits)
-    return float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP))
