@@ -560,6 +560,26 @@ def test_minutes_count_on_the_local_date() -> None:
     assert sorted(state.active_days) == [dt.date(2026, 11, 21).toordinal()]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="float sums of timeSpent depend on arrival order in the last bit: 0.1+0.2+0.3 "
+    "gives 0.6 or 0.6000000000000001 (StudentState._activity adds floats as they arrive; "
+    "the API returns the sums unrounded)",
+)
+def test_decimal_minutes_sum_the_same_in_any_order() -> None:
+    events = [
+        lesson(f"m{i}", at(20, 10 + i), completed=False, minutes=m)
+        for i, m in enumerate([0.1, 0.2, 0.3])
+    ]
+    seen = set()
+    for order in orders(events):
+        state = apply_all(order)
+        day = all_daily_rows(state)[(dt.date(2026, 11, 20), "c1")][DAILY["minutes"]]
+        course = all_course_rows(state)["c1"][COURSE["time_spent_minutes"]]
+        seen.add((day, course))
+    assert seen == {(0.6, 0.6)}
+
+
 # ---------------------------------------------------------------------- 4.3 quizzes
 
 QUIZ_SEQUENCES = [
