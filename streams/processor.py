@@ -30,6 +30,9 @@ from streams import rows
 from streams.student_state import StudentState
 
 PRUNE_MARGIN_MS = 3_600_000
+# Per-student state lives with the partition of the student's key: a message keyed
+# otherwise would be counted by a worker that does not own the student.
+KEY_MISMATCH = "the message key must be the event's studentId (SPEC §2)"
 
 
 @dataclass(slots=True, frozen=True)
@@ -121,6 +124,8 @@ class EventProcessor:
                     max_future=self.max_future,
                     max_bytes=self.max_event_bytes,
                 )
+                if message.key != parsed.student_id.encode():
+                    raise InvalidMessage(KEY_MISMATCH, field="key")
             except InvalidMessage as error:
                 result.dead_letters.append(dead_letter(message, error, now))
                 continue

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from schemas.events import ParsedEvent
-from streams.student_state import LESSON_POINTS, StudentState, day_of
+from streams.student_state import LESSON_POINTS, StudentState, day_of, from_micro
 
 Row = list[Any]
 
@@ -86,7 +86,7 @@ def course_rows(state: StudentState, now: dt.datetime, version: int) -> list[Row
             [ms_to_datetime(at) for at in completion_times],
             c.progress[2] if c.progress else None,
             ms_to_datetime(c.progress[0]) if c.progress else None,
-            c.minutes, ms_to_datetime(c.last_activity_at), now, version,
+            from_micro(c.minutes), ms_to_datetime(c.last_activity_at), now, version,
         ])  # fmt: skip
     return rows
 
@@ -104,8 +104,8 @@ def daily_rows(state: StudentState, version: int) -> list[Row]:
             per_day = by_course[course_id] = state.points_by_day(course_id)
         lessons, points = per_day.get(day, (0, 0))
         rows.append([
-            state.student_id, day_of(day), course_id, facts.minutes, lessons,
-            facts.completions, facts.quizzes, facts.score_sum, points,
+            state.student_id, day_of(day), course_id, from_micro(facts.minutes), lessons,
+            facts.completions, facts.quizzes, from_micro(facts.score_sum), points,
             ms_to_datetime(facts.first_completion_at), version,
         ])  # fmt: skip
     return rows

@@ -9,7 +9,9 @@ order events arrive in (a late event is applied as if it had arrived in
 - per (course, quiz) only the *record* attempts: attempts that beat every earlier
   attempt. An attempt that an earlier one equals or beats can never earn points,
   whatever arrives later, so it is counted (quizzes, scores) but not kept;
-- additive facts per (local date, course): minutes, completions, quiz attempts;
+- additive facts per (local date, course): minutes, completions, quiz attempts.
+  Minutes and scores are summed as integers of 1e-6 (``MICRO``), so a sum is
+  exact and the same in every order (float addition is not associative);
 - enrollment as the latest enrollment/activity time and the latest unenrollment;
 - the latest reported ``progress`` per course, the latest event overall (for the
   learner's zone), the 10 most recent events;
@@ -30,6 +32,18 @@ from schemas.events import ParsedEvent
 
 LESSON_POINTS = 10
 RECENT_ACTIVITY = 10
+MICRO = 1_000_000  # minutes and scores are summed in millionths
+
+
+def to_micro(value: float) -> int:
+    """A minute or score value as an exact integer of millionths."""
+    return round(value * MICRO)
+
+
+def from_micro(value: int) -> float:
+    """Millionths back to the number users see."""
+    return value / MICRO
+
 
 # (occurred_ms, event_id): the total order of events used everywhere below.
 Stamp = tuple[int, str]
@@ -53,10 +67,10 @@ class Attempt:
 class DayFacts:
     """Additive facts of one (local date, course)."""
 
-    minutes: float = 0.0
+    minutes: int = 0  # millionths of a minute
     completions: int = 0
     quizzes: int = 0
-    score_sum: float = 0.0
+    score_sum: int = 0  # millionths of a percent
     first_completion_at: int | None = None
 
 
@@ -70,7 +84,7 @@ class CourseFacts:
     lessons: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # (at, id, day)
     quizzes: dict[str, list[Attempt]] = field(default_factory=dict)
     progress: tuple[int, str, float] | None = None  # latest reported (at, id, value)
-    minutes: float = 0.0
+    minutes: int = 0  # millionths of a minute
     last_activity_at: int | None = None
 
     @property
@@ -162,7 +176,7 @@ class StudentState:
         self, parsed: ParsedEvent, course: CourseFacts, course_id: str, day: int
     ) -> DayFacts:
         at = parsed.occurred_ms
-        minutes = parsed.event.time_spent
+        minutes = to_micro(parsed.event.time_spent)
         course.minutes += minutes
         if course.last_activity_at is None or at > course.last_activity_at:
             course.last_activity_at = at
@@ -193,7 +207,7 @@ class StudentState:
         facts = self._activity(parsed, course, course_id, day)
         score = float(parsed.event.score or 0.0)
         facts.quizzes += 1
-        facts.score_sum += score
+        facts.score_sum += to_micro(score)
         quiz_id = parsed.event.quiz_id or ""
         records = course.quizzes.setdefault(quiz_id, [])
         if any(a.stamp < stamp and a.score >= score for a in records):

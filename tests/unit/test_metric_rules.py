@@ -560,12 +560,6 @@ def test_minutes_count_on_the_local_date() -> None:
     assert sorted(state.active_days) == [dt.date(2026, 11, 21).toordinal()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="float sums of timeSpent depend on arrival order in the last bit: 0.1+0.2+0.3 "
-    "gives 0.6 or 0.6000000000000001 (StudentState._activity adds floats as they arrive; "
-    "the API returns the sums unrounded)",
-)
 def test_decimal_minutes_sum_the_same_in_any_order() -> None:
     events = [
         lesson(f"m{i}", at(20, 10 + i), completed=False, minutes=m)

@@ -579,3 +579,16 @@ def test_any_batching_restarts_and_crashes_give_the_same_tables() -> None:
                 processor = EventProcessor(store, cache_students=processor.cache_students)
             processor.evict()
         assert final_tables(store) == expected, f"run {run}"
+
+
+@pytest.mark.parametrize(
+    "key", [None, b"someone-else", b""], ids=["no-key", "other-key", "empty-key"]
+)
+def test_message_key_must_be_the_student_id(key: bytes | None) -> None:
+    """A message keyed otherwise would land on a worker that does not own the student."""
+    event = lesson("k1", "2026-11-20T10:00:00Z")
+    processor = EventProcessor(MemoryStore())
+    result = processor.process([Message(TOPIC, 0, 5, key, orjson.dumps(event))], now=NOW, version=1)
+    assert result.counted == 0
+    assert [(d.field, d.offset) for d in result.dead_letters] == [("key", 5)]
+    assert "studentId" in result.dead_letters[0].reason
