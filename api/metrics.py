@@ -85,8 +85,12 @@ def course_list(data: StudentData) -> list[CourseProgress]:
 
 # ------------------------------------------------------------------ streaks
 def current_streak(active_days: Iterable[dt.date], today: dt.date) -> int:
-    """Run of consecutive active days ending today, or yesterday when today has none."""
-    days = {d for d in active_days if d <= today}
+    """Run of consecutive active days ending today, or yesterday when today has none.
+
+    Active days after today (possible when events came from zones further east)
+    are never reached counting back from today, so they do not count.
+    """
+    days = set(active_days)
     day = today if today in days else today - ONE_DAY
     length = 0
     while day in days:

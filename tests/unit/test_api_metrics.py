@@ -1,4 +1,4 @@
-"""Unit tests of the API's read-time rules (``api.metrics``, ``api.notifications``, ``api.timeutil``).
+"""Unit tests of the API's read-time rules (``api.metrics``, ``api.notifications``, timeutil).
 
 Pure functions only: records are built by hand and "today"/"now" are fixed, so
 nothing here touches ClickHouse or the wall clock. Expected values are worked
@@ -337,8 +337,11 @@ def test_statistics_of_nobody() -> None:
             [(d(-18), 3), (d(-14), 7), (d(-3), 3)],
             id="each-run-counts",
         ),
-        pytest.param([d(-i) for i in range(30)], [(d(-27), 3), (d(-23), 7), (d(-16), 14), (d(0), 30)],
-                     id="thirty"),  # fmt: skip
+        pytest.param(
+            [d(-i) for i in range(30)],
+            [(d(-27), 3), (d(-23), 7), (d(-16), 14), (d(0), 30)],
+            id="thirty",
+        ),
     ],
 )
 def test_streak_milestones(active: list[dt.date], expected: list[tuple[dt.date, int]]) -> None:
@@ -361,8 +364,10 @@ def test_notifications_kinds_times_and_order() -> None:
             active_days=(d(-12), d(-11), d(-10)),
             level_reached_at=(ts(8), ts(9, 6)),
         ),
-        days=(DayRecord(d(-10), "c1", first_completion_at=ts(16, 7)),
-              DayRecord(d(-10), "c2", first_completion_at=ts(16, 6))),  # fmt: skip
+        days=(
+            DayRecord(d(-10), "c1", first_completion_at=ts(16, 7)),
+            DayRecord(d(-10), "c2", first_completion_at=ts(16, 6)),
+        ),
     )
     found = notifications(data, UTC)
     assert [(n.kind, n.message, n.at) for n in found] == [
