@@ -10,6 +10,7 @@ reading the API), then prints a token and curl lines.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 import sys
 import time
@@ -51,7 +52,7 @@ def student_events(
 ) -> Iterator[dict[str, Any]]:
     """One student's events in occurredAt order."""
     zone = rng.choice(ZONES)
-    diligence = rng.uniform(0.15, 0.9)
+    diligence = rng.uniform(0.1, 0.6)
     chosen = rng.sample(courses, rng.randint(1, min(4, len(courses))))
     serial = 0
 
@@ -76,10 +77,10 @@ def student_events(
             break
         course = rng.choice(chosen)
         cid, total = course["courseId"], course["totalLessons"]
-        for step in range(rng.randint(1, 3)):
+        for step in range(rng.choice([1, 1, 1, 2])):
             at = base + dt.timedelta(minutes=25 * step)
             lesson = min(progress[cid] + 1, total)
-            done = rng.random() < 0.8
+            done = rng.random() < 0.7
             yield event(
                 "lesson_progress", cid, at, lessonId=f"lesson-{lesson:02d}",
                 moduleId=f"module-{(lesson - 1) // 4 + 1}", completed=done,
@@ -98,12 +99,15 @@ def student_events(
         yield event("unenrolled", chosen[-1]["courseId"], now - dt.timedelta(hours=1))
 
 
-def produce(settings: Settings, students: int, courses: int, days: int, seed: int) -> tuple[int, dict[str, str]]:
+def produce(
+    settings: Settings, students: int, courses: int, days: int, seed: int
+) -> tuple[int, dict[str, str]]:
     """Produce the sample; return the count and each student's newest event id."""
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 20})
     entries = catalog(courses)
     for entry in entries:
-        producer.produce(catalog_schema.TOPIC, key=entry["courseId"].encode(), value=orjson.dumps(entry))
+        key = entry["courseId"].encode()
+        producer.produce(catalog_schema.TOPIC, key=key, value=orjson.dumps(entry))
     rng = random.Random(seed)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     produced, newest = 0, {}
@@ -117,7 +121,7 @@ def produce(settings: Settings, students: int, courses: int, days: int, seed: in
                 producer.flush()
     left = producer.flush(30)
     if left:
-        raise RuntimeError(f"{left} demo messages were not delivered to {settings.bootstrap_servers}")
+        raise RuntimeError(f"{left} demo messages not delivered to {settings.bootstrap_servers}")
     return produced, newest
 
 
@@ -144,17 +148,23 @@ def wait_applied(settings: Settings, newest: dict[str, str], timeout: float = 18
 
 def run_demo(settings: Settings, students: int, courses: int, days: int, seed: int) -> int:
     """Produce the sample, wait for it, print how to look at it."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     started = time.monotonic()
     try:
         produced, newest = produce(settings, students, courses, days, seed)
     except Exception as exc:
-        print(f"could not produce to Kafka at {settings.bootstrap_servers}: {exc}\n"
-              "Is the stack running? Start it with `make run` in another terminal.", file=sys.stderr)  # fmt: skip
+        print(
+            f"could not produce to Kafka at {settings.bootstrap_servers}: {exc}\n"
+            "Is the stack running? Start it with `make run` in another terminal.",
+            file=sys.stderr,
+        )
         return 1
-    print(f"produced {courses} courses and {produced} events for {students} students "
-          f"over {days} days in {time.monotonic() - started:.1f} s; waiting for the pipeline...")  # fmt: skip
+    print(
+        f"produced {courses} courses and {produced} events for {students} students over "
+        f"{days} days in {time.monotonic() - started:.1f} s; waiting for the pipeline..."
+    )
     if not wait_applied(settings, newest):
-        print("the pipeline has not applied the sample yet; is `make run` running?", file=sys.stderr)
+        print("the pipeline has not applied the sample yet: is `make run` up?", file=sys.stderr)
         return 1
     student = "student-0001"
     token = make_token(settings.jwt_secret, student, ttl_seconds=7 * 86400)
