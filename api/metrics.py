@@ -5,7 +5,9 @@ Output: the response models of ``api.models``. Nothing here does I/O or reads
 the clock, so every rule is unit-tested with a fixed "today".
 
 Rounding is Python's ``round`` (the SPEC's formulas; an exact half goes to the
-even digit). Percentages, averages and scores have 1 decimal, hours 2.
+even digit). Percentages, averages and scores have 1 decimal, hours 2. Minutes
+and scores are added in millionths like the worker does (``exact_sum``), so a
+total does not depend on the order of its parts (float addition does).
 """
 
 from __future__ import annotations
@@ -27,11 +29,17 @@ from api.models import (
 )
 from api.records import CatalogEntry, CourseRecord, DayRecord, StudentData, SummaryRecord
 from api.timeutil import iso_or_none, weekday_name
+from streams.student_state import from_micro, to_micro
 
 POINTS_PER_LEVEL = 100
 WEEK_DAYS = 7
 RECENT_LIMIT = 10
 ONE_DAY = dt.timedelta(days=1)
+
+
+def exact_sum(values: Iterable[float]) -> float:
+    """The sum of minute or score values, exact to a millionth and order-independent."""
+    return from_micro(sum(to_micro(v) for v in values))
 
 
 # ------------------------------------------------------------------ courses
@@ -126,7 +134,7 @@ def summary_of(
     current = current_streak(record.active_days, today)
     return Summary(
         enrolled_courses=len(progresses),
-        average_progress=round(sum(progresses) / len(progresses), 1) if progresses else 0.0,
+        average_progress=round(exact_sum(progresses) / len(progresses), 1) if progresses else 0.0,
         current_streak=current,
         longest_streak=max(current, longest_streak(record.active_days)),
         total_points=record.total_points,
@@ -162,7 +170,7 @@ def weekly_activity(days: Iterable[DayRecord], today: dt.date) -> list[DayActivi
     for offset in range(WEEK_DAYS):
         day = start + offset * ONE_DAY
         rows = grouped.get(day, [])
-        minutes = float(sum(r.minutes for r in rows))
+        minutes = exact_sum(r.minutes for r in rows)
         week.append(
             DayActivity(
                 date=day,
@@ -186,7 +194,7 @@ def statistics(student_id: str, data: StudentData, today: dt.date, days: int) ->
         daily.append(
             DailyStatistics(
                 date=day,
-                minutes=float(sum(r.minutes for r in rows)),
+                minutes=exact_sum(r.minutes for r in rows),
                 lessons_completed=sum(r.lessons_completed for r in rows),
                 quizzes_completed=sum(r.quizzes_completed for r in rows),
                 points=sum(r.points for r in rows),
@@ -194,8 +202,8 @@ def statistics(student_id: str, data: StudentData, today: dt.date, days: int) ->
         )
     rows_in_period = [r for rows in grouped.values() for r in rows]
     quizzes = sum(r.quizzes_completed for r in rows_in_period)
-    score_sum = sum(r.quiz_score_sum for r in rows_in_period)
-    minutes = float(sum(r.minutes for r in rows_in_period))
+    score_sum = exact_sum(r.quiz_score_sum for r in rows_in_period)
+    minutes = exact_sum(r.minutes for r in rows_in_period)
     totals = StatisticsTotals(
         minutes=minutes,
         hours=round(minutes / 60, 2),
@@ -217,10 +225,10 @@ def statistics(student_id: str, data: StudentData, today: dt.date, days: int) ->
 
 
 def _period_courses(data: StudentData, rows: list[DayRecord]) -> list[CourseStatistics]:
-    per_course: dict[str, list[float]] = {}
+    per_course: dict[str, list[int]] = {}  # course -> [millionths of minutes, lessons]
     for row in rows:
-        acc = per_course.setdefault(row.course_id, [0.0, 0])
-        acc[0] += row.minutes
+        acc = per_course.setdefault(row.course_id, [0, 0])
+        acc[0] += to_micro(row.minutes)
         acc[1] += row.lessons_completed
     records = {c.course_id: c for c in data.courses}
     result = []
@@ -230,8 +238,8 @@ def _period_courses(data: StudentData, rows: list[DayRecord]) -> list[CourseStat
         result.append(
             CourseStatistics(
                 course_id=course_id,
-                minutes=minutes,
-                lessons_completed=int(lessons),
+                minutes=from_micro(minutes),
+                lessons_completed=lessons,
                 progress=progress,
             )
         )

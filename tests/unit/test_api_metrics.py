@@ -398,3 +398,20 @@ def test_notifications_newest_ten() -> None:
 
 def test_notifications_of_nobody() -> None:
     assert notifications(StudentData(), UTC) == []
+
+
+def test_minutes_and_scores_add_up_exactly() -> None:
+    # 0.1 + 0.2 + 0.3 is 0.6000000000000001 in floats; the sums must not depend on the order
+    rows = tuple(
+        DayRecord(d(0), f"c{i}", minutes=m, quizzes_completed=1, quiz_score_sum=s)
+        for i, (m, s) in enumerate([(0.1, 70.1), (0.2, 80.2), (0.3, 90.3)])
+    )
+    assert 0.1 + 0.2 + 0.3 != 0.6
+    assert metrics.weekly_activity(rows, TODAY)[-1].minutes == 0.6
+    stats = metrics.statistics("s1", StudentData(days=rows), TODAY, 1)
+    assert stats.daily[0].minutes == 0.6 and stats.totals.minutes == 0.6
+    assert stats.totals.average_quiz_score == 80.2  # 240.6 / 3
+    two = StudentData(
+        days=(DayRecord(d(0), "c1", minutes=0.1), DayRecord(d(-1), "c1", minutes=0.2))
+    )
+    assert metrics.statistics("s1", two, TODAY, 2).courses[0].minutes == 0.3
