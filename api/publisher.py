@@ -71,7 +71,7 @@ class KafkaEventPublisher:
             "message.timeout.ms": 10000,
             "client.id": "eduknit-api",
             **(config or {}),
-        })  # fmt: skip
+        }, logger=log)  # fmt: skip
         self._closed = threading.Event()
         self._ready_lock = threading.Lock()
         self._ready_at = 0.0

@@ -1,0 +1,1 @@
+"""One route module per resource: ``dashboard`` (``/api/dashboard/*``) and ``health``."""
