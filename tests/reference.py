@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -58,9 +59,10 @@ class Reference:
         self.events = sorted(unique.values(), key=lambda e: (_parse(e["occurredAt"]), e["eventId"]))
         self.catalog = catalog
         self.points_of: dict[str, int] = {}
-        self.day: dict[dt.date, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        self.day_course: dict[tuple[dt.date, str], dict[str, float]] = defaultdict(
-            lambda: defaultdict(float)
+        # Minutes and scores are summed as exact decimals (then shown as floats).
+        self.day: dict[dt.date, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+        self.day_course: dict[tuple[dt.date, str], dict[str, Decimal]] = defaultdict(
+            lambda: defaultdict(Decimal)
         )
         self.active: set[dt.date] = set()
         self.first_done: dict[tuple[str, str], dt.datetime] = {}
@@ -68,7 +70,7 @@ class Reference:
         self.enroll: dict[str, dt.datetime] = {}
         self.unenroll: dict[str, dt.datetime] = {}
         self.reported: dict[str, float] = {}
-        self.minutes: dict[str, float] = defaultdict(float)
+        self.minutes: dict[str, Decimal] = defaultdict(Decimal)
         self.last_activity: dict[str, dt.datetime] = {}
         for event in self.events:
             self._apply(event)
@@ -83,7 +85,7 @@ class Reference:
         if e.get("progress") is not None:
             self.reported[course] = e["progress"]
         if kind in ("lesson_progress", "quiz_completed"):
-            minutes = e.get("timeSpent", 0)
+            minutes = Decimal(str(e.get("timeSpent", 0)))
             self.minutes[course] += minutes
             self.day[date]["minutes"] += minutes
             self.day_course[(date, course)]["minutes"] += minutes
@@ -103,7 +105,7 @@ class Reference:
             self.best[key] = best
             points = math.floor(best / 10) - math.floor(previous / 10)
             self.day[date]["quizzes"] += 1
-            self.day[date]["scores"] += e["score"]
+            self.day[date]["scores"] += Decimal(str(e["score"]))
         self.day[date]["points"] += points
         self.points_of[e["eventId"]] = points
 
@@ -201,8 +203,8 @@ class Reference:
                 "quizzesCompleted": int(d.get("quizzes", 0)), "points": int(d.get("points", 0)),
             })  # fmt: skip
         quizzes = sum(int(self.day[d]["quizzes"]) for d in dates if d in self.day)
-        scores = sum(self.day[d]["scores"] for d in dates if d in self.day)
-        minutes = sum(x["minutes"] for x in daily)
+        scores = float(sum(self.day[d]["scores"] for d in dates if d in self.day))
+        minutes = float(sum(self.day[d]["minutes"] for d in dates if d in self.day))
         totals = {
             "minutes": minutes, "hours": round(minutes / 60, 2),
             "lessonsCompleted": sum(x["lessonsCompleted"] for x in daily),
@@ -211,7 +213,7 @@ class Reference:
             "activeDays": sum(1 for d in dates if d in self.active),
             "pointsEarned": sum(x["points"] for x in daily),
         }  # fmt: skip
-        per_course: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        per_course: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         period = set(dates)
         for (date, course), values in self.day_course.items():
             if date in period:

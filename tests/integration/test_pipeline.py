@@ -96,7 +96,7 @@ def test_varied_history_matches_reference(stack: Stack) -> None:
 def test_invalid_events_go_to_the_dead_letter_topic(stack: Stack) -> None:
     student = f"dlq-{uuid.uuid4().hex[:6]}"
     producer = Producer(stack.bootstrap)
-    good = _sentinel(student, "c-knit")
+    good = _sentinel(student, f"c-{student}")  # a course no catalog entry names
     bad = {
         "not-json": b"{oops",
         "array": b"[1, 2]",

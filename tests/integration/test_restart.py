@@ -54,11 +54,11 @@ def test_restart_keeps_counts_and_adds_new_events(tmp_path: Path) -> None:
                 sent[student].append(event)
         producer.flush()
 
+    def differences(stack: Stack) -> list[str]:
+        return [p for s, events in sent.items() for p in check_student(stack, s, events, catalog)]
+
     def matches(stack: Stack) -> None:
-        wait_for_match(
-            lambda: [p for s, events in sent.items() for p in check_student(stack, s, events, catalog)],
-            timeout=90,
-        )
+        wait_for_match(lambda: differences(stack), timeout=90)
 
     env = {"EDUKNIT_RECENT_IDS_DAYS": "1"}
     stack = Stack(tmp_path, **env).start()
