@@ -9,6 +9,7 @@ when it stops; the pipeline keeps what must survive in ClickHouse.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -21,6 +22,15 @@ from types import TracebackType
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child before exec: get SIGTERM when the parent dies (Linux), even by SIGKILL."""
+    with contextlib.suppress(OSError):  # not Linux: the parent's own cleanup has to do
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -72,7 +82,9 @@ class EmbeddedBroker:
         ]  # fmt: skip
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        self.process = subprocess.Popen(command, stdout=output, stderr=output, env=env)
+        self.process = subprocess.Popen(
+            command, stdout=output, stderr=output, env=env, preexec_fn=die_with_parent
+        )
         if output is not subprocess.DEVNULL:
             output.close()
         deadline = time.monotonic() + timeout

@@ -1,7 +1,8 @@
 """Command line: ``python -m infra.cli run|worker|api|migrate|demo|token``.
 
-- ``run``: the whole pipeline in this process: the embedded broker (unless
-  ``KAFKA_BOOTSTRAP_SERVERS`` is set), the Faust worker and the API, sharing one
+- ``run``: the whole pipeline: a supervisor owning the embedded broker (unless
+  ``KAFKA_BOOTSTRAP_SERVERS`` is set) and restarting ``serve`` if it dies.
+- ``serve``: the Faust worker and the API in this process, sharing one
   ClickHouse client (the embedded engine allows one process per data directory).
 - ``worker`` / ``api``: one part each, for a ClickHouse server and an existing Kafka.
 - ``migrate``: apply the ClickHouse migrations and exit.
@@ -62,19 +63,6 @@ class ApiThread:
         self.publisher.close()
 
 
-def _start_broker(settings: Settings) -> object | None:
-    from infra.broker import EmbeddedBroker
-    from infra.topics import ensure_topics
-
-    broker = None
-    if settings.embedded_broker:
-        settings.data_path.mkdir(parents=True, exist_ok=True)
-        broker = EmbeddedBroker(settings.kafka_port, log_path=settings.data_path / "broker.log")
-        broker.start()
-    ensure_topics(settings.bootstrap_servers, settings.partitions)
-    return broker
-
-
 def _run_faust(settings: Settings, client: object) -> None:
     import faust
 
@@ -86,26 +74,27 @@ def _run_faust(settings: Settings, client: object) -> None:
 
 
 def cmd_run(settings: Settings) -> int:
-    """Broker + worker + API in this process."""
-    from infra.clickhouse import close_shared, shared_client
+    """Supervisor: broker + a restarted-on-failure worker/API process."""
+    from infra.supervisor import Supervisor
 
-    broker = _start_broker(settings)
+    return Supervisor(settings).run()
+
+
+def cmd_serve(settings: Settings) -> int:
+    """Worker + API in this process (what ``run`` supervises)."""
+    from infra.clickhouse import close_shared, shared_client
+    from infra.topics import ensure_topics
+
+    ensure_topics(settings.bootstrap_servers, settings.partitions)
     api: ApiThread | None = None
     try:
         client = shared_client(settings.resolved_clickhouse_url)
         api = ApiThread(settings, client)
         api.start()
-        log.info(
-            "EduKnit Learn is up: API http://%s:%d (docs at /docs), Kafka %s, ClickHouse %s",
-            settings.api_host, settings.api_port, settings.bootstrap_servers,
-            settings.resolved_clickhouse_url,
-        )  # fmt: skip
         _run_faust(settings, client)
     finally:
         if api is not None:
             api.stop()
-        if broker is not None:
-            broker.stop()  # type: ignore[attr-defined]
         close_shared()
     return 0
 
@@ -159,7 +148,7 @@ def cmd_token(settings: Settings, student_id: str, role: str, hours: float) -> i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="eduknit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "worker", "api", "migrate"):
+    for name in ("run", "serve", "worker", "api", "migrate"):
         sub.add_parser(name)
     demo = sub.add_parser("demo", help="fill the running stack with a sample")
     demo.add_argument("--students", type=int, default=500)
@@ -180,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     _logging(settings)
     if args.command == "run":
         return cmd_run(settings)
+    if args.command == "serve":
+        return cmd_serve(settings)
     if args.command == "worker":
         return cmd_worker(settings)
     if args.command == "api":
