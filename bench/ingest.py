@@ -1,0 +1,347 @@
+"""Ingest benchmark: the real worker, the bare-Faust ceiling and quixstreams, one broker.
+
+``python -m bench.ingest --events 1000000 --students 100000`` generates the
+workload (``bench.workload``), starts an embedded broker, produces the catalog
+and every message into it, then runs one consumer at a time on that same topic:
+
+1. the project's worker, ``python -m infra.cli worker`` (one process, the
+   ClickHouse sink on an embedded engine in a temp data dir). Events/s = messages
+   / (time of the batch log line that completes the last message - start of the
+   first batch); every batch line is logged after its rows are in ClickHouse and
+   its offsets acked, so that is "last aggregate visible". CPU seconds and RSS
+   come from ``/proc`` (sampled), then the worker is stopped and
+   ``bench.verify_ingest`` checks the data it wrote;
+2. ``bench.faust_counter``: a bare Faust agent that only counts (the ceiling);
+3. ``bench/quix_agg.py`` in ``bench/.venv-quix`` (created on first use), its
+   results compared with the workload's expectation.
+
+Optionally the worker is profiled with py-spy (``--profile``, if installed).
+Prints the table and writes ``ingest.json`` in the work dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    PYTHON,
+    ROOT,
+    Child,
+    Metric,
+    ProcSampler,
+    proc_rss_mib,
+    say,
+    table,
+    write_json,
+)
+from bench.kafka_io import PARTITIONS, produce_all, produce_catalog, start_broker
+from bench.workload import Workload, generate
+
+QUIX_VENV = ROOT / "bench" / ".venv-quix"
+QUIX_PINS = ["quixstreams==3.28.1", "confluent-kafka==2.12.2"]
+BATCH_LINE = re.compile(
+    r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}).*batch: (\d+) messages, (\d+) counted, "
+    r"(\d+) duplicates, (\d+) invalid, (\d+) students, ([\d.]+) ms"
+)
+REFERENCE = {
+    "ceiling": "14–15k ev/s (issue, bare Faust counter)",
+    "naive_faust": "2.5–2.9k ev/s (issue, Faust agent updating 3 tables)",
+    "plain_loop": "100k–180k ev/s (issue, confluent loop, dict state)",
+}
+
+
+def ensure_quix_venv() -> Path:
+    """The peer's own virtualenv (its confluent-kafka pin clashes with the project's)."""
+    python = QUIX_VENV / "bin" / "python"
+    if not python.exists():
+        say("creating bench/.venv-quix (quixstreams)")
+        subprocess.run([sys.executable.replace("/.venv/", "/"), "-m", "venv", str(QUIX_VENV)],
+                       check=False)  # fmt: skip
+        if not python.exists():
+            subprocess.run(["python3", "-m", "venv", str(QUIX_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *QUIX_PINS], check=True)
+    return python
+
+
+def _log_time(text: str) -> float:
+    return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def batch_progress(log: str) -> tuple[int, float | None, float | None, int]:
+    """(messages so far, start of the first batch, end of the last batch, batches)."""
+    total, first, last, batches = 0, None, None, 0
+    for match in BATCH_LINE.finditer(log):
+        at = _log_time(match.group(1))
+        messages, took = int(match.group(2)), float(match.group(7)) / 1000
+        if first is None:
+            first = at - took
+        total += messages
+        last = at
+        batches += 1
+    return total, first, last, batches
+
+
+def expected_json(wl: Workload) -> dict[str, Any]:
+    return {
+        "points": wl.expected_points, "minutes": wl.expected_minutes, "sample": wl.sample,
+        "catalog": wl.catalog_map, "unique": wl.unique_events,
+    }  # fmt: skip
+
+
+def run_worker(
+    bootstrap: str, total: int, workdir: Path, profile: bool, timeout: float
+) -> dict[str, Any]:
+    """The project's worker on the pre-produced topic, until every message is in a batch."""
+    data = workdir / "worker-data"
+    data.mkdir(parents=True, exist_ok=True)
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EDUKNIT_DATA_DIR": str(data),
+           "EDUKNIT_PARTITIONS": str(PARTITIONS), "EDUKNIT_LOG_LEVEL": "info"}  # fmt: skip
+    worker = Child("worker", [PYTHON, "-m", "infra.cli", "worker"], workdir / "worker.log", env)
+    sampler = ProcSampler(worker.pid, interval=0.1).start()
+    spy: subprocess.Popen[bytes] | None = None
+    spy_out = workdir / "worker-pyspy.txt"
+    try:
+        deadline = time.monotonic() + timeout
+        done, first, last, batches = 0, None, None, 0
+        while done < total:
+            if not worker.alive():
+                raise RuntimeError(f"worker exited:\n{worker.tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker did {done}/{total} in time:\n{worker.tail()}")
+            if profile and spy is None and done > 0:
+                spy = start_pyspy(worker.pid, spy_out)
+            time.sleep(0.2)
+            done, first, last, batches = batch_progress(worker.log_text())
+        sampler.sample()
+        rss_end = proc_rss_mib(worker.pid)
+    finally:
+        if spy is not None:
+            stop_pyspy(spy)
+        sampler.stop()
+        worker.stop()
+    assert first is not None and last is not None
+    seconds = last - first
+    return {
+        "messages": done, "seconds": seconds, "events_per_s": done / seconds,
+        "batches": batches, "cpu_s": sampler.cpu_between(first, last),
+        "cpu_total_s": sampler.samples[-1][1], "peak_rss_mib": sampler.peak_rss_mib,
+        "rss_end_mib": rss_end, "rss_start_mib": sampler.rss_at(first),
+        "data_dir": str(data), "profile": str(spy_out) if spy is not None else None,
+    }  # fmt: skip
+
+
+def start_pyspy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+    spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
+    if not Path(spy).exists():
+        say("py-spy not installed: no profile")
+        return None
+    argv = [spy, "record", "--pid", str(pid), "--rate", "100", "--format", "raw",
+            "--output", str(out), "--nonblocking"]  # fmt: skip
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_pyspy(spy: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+    try:
+        spy.wait(30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait(5)
+
+
+def run_verify(data_dir: str, expected_path: Path, workdir: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [PYTHON, "-m", "bench.verify_ingest", data_dir, str(expected_path)], cwd=ROOT,
+        capture_output=True, text=True, timeout=900, env=_env(),
+    )  # fmt: skip
+    (workdir / "verify.log").write_text(out.stdout + out.stderr)
+    for line in out.stdout.splitlines():
+        if line.startswith("BENCH-RESULT "):
+            return json.loads(line[len("BENCH-RESULT ") :])  # type: ignore[no-any-return]
+    raise RuntimeError(f"verify failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def run_counter(bootstrap: str, total: int, workdir: Path, timeout: float) -> dict[str, Any]:
+    argv = [PYTHON, "-m", "bench.faust_counter", "--bootstrap", bootstrap,
+            "--expect", str(total), "--partitions", str(PARTITIONS)]  # fmt: skip
+    counter = Child("faust-counter", argv, workdir / "faust-counter.log")
+    sampler = ProcSampler(counter.pid, interval=0.2).start()
+    try:
+        counter.wait_for("BENCH-RESULT ", timeout)
+        line = next(x for x in counter.log_text().splitlines() if "BENCH-RESULT " in x)
+        result: dict[str, Any] = json.loads(line.split("BENCH-RESULT ", 1)[1])
+        sampler.sample()
+    finally:
+        sampler.stop()
+        counter.stop()
+    result["events_per_s"] = result["events"] / result["seconds"]
+    result["cpu_s"] = sampler.cpu_between(result["first"], result["last"])
+    return result
+
+
+def run_quix(
+    bootstrap: str, total: int, wl: Workload, workdir: Path, timeout: float
+) -> dict[str, Any]:
+    python = ensure_quix_venv()
+    out = workdir / "quix-result.json"
+    argv = [str(python), str(ROOT / "bench" / "quix_agg.py"), "--bootstrap", bootstrap,
+            "--expect", str(total), "--out", str(out),
+            "--state-dir", str(workdir / "quix-state")]  # fmt: skip
+    quix = Child("quixstreams", argv, workdir / "quix.log")
+    sampler = ProcSampler(quix.pid, interval=0.2).start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not out.exists() or "BENCH-RESULT" not in quix.log_text():
+            if not quix.alive() and not out.exists():
+                raise RuntimeError(f"quixstreams exited:\n{quix.tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"quixstreams not done in {timeout} s:\n{quix.tail()}")
+            time.sleep(0.2)
+        sampler.sample()
+    finally:
+        sampler.stop()
+        quix.stop()
+    data = json.loads(out.read_text())
+    seconds = data["last"] - data["first"]
+    bad_points = sum(1 for s, p in wl.expected_points.items() if data["points"].get(s, 0) != p)
+    bad_minutes = 0
+    for sid, days in wl.expected_minutes.items():
+        got = data["minutes"].get(sid, {})
+        want = {d: m for d, m in days.items() if m > 0}
+        got = {d: m for d, m in got.items() if m > 0}
+        if set(got) != set(want) or any(abs(got[d] - m) > 1e-6 for d, m in want.items()):
+            bad_minutes += 1
+    return {
+        "messages": data["received"], "seconds": seconds, "events_per_s": total / seconds,
+        "cpu_s": sampler.cpu_between(data["first"], data["last"]),
+        "peak_rss_mib": sampler.peak_rss_mib, "bad_points": bad_points,
+        "bad_minutes": bad_minutes, "students": len(wl.expected_points),
+    }  # fmt: skip
+
+
+def ingest(
+    events: int, students: int, courses: int, workdir: Path, *, profile: bool = False,
+    peers: bool = True,
+) -> tuple[list[Metric], dict[str, Any]]:  # fmt: skip
+    """Run the ingest benchmark; return table rows and the raw numbers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    say(f"ingest: generating {events:,} events over {students:,} students, {courses} courses")
+    started = time.perf_counter()
+    wl = generate(events, students, courses)
+    total = len(wl.messages)
+    expected_path = workdir / "expected.json"
+    write_json(expected_path, expected_json(wl))
+    say(f"ingest: {total:,} messages ({total - events:,} duplicates) in "
+        f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+    broker = start_broker(workdir / "broker.log")
+    raw: dict[str, Any] = {"events": events, "students": students, "messages": total}
+    try:
+        produce_catalog(broker.bootstrap_servers, wl.catalog)
+        count, seconds = produce_all(broker.bootstrap_servers, wl.messages)
+        raw["produce"] = {"messages": count, "seconds": seconds}
+        say(f"ingest: produced {count:,} in {seconds:.1f} s; running the worker")
+        timeout = 120 + total / 1000
+        raw["worker"] = run_worker(broker.bootstrap_servers, total, workdir, profile, timeout)
+        say(f"ingest: worker {raw['worker']['events_per_s']:,.0f} ev/s; verifying")
+        raw["verify"] = run_verify(raw["worker"]["data_dir"], expected_path, workdir)
+        if peers:
+            say("ingest: bare Faust counter")
+            raw["ceiling"] = run_counter(broker.bootstrap_servers, total, workdir, timeout)
+            say(f"ingest: ceiling {raw['ceiling']['events_per_s']:,.0f} ev/s; quixstreams")
+            raw["quix"] = run_quix(broker.bootstrap_servers, total, wl, workdir, timeout)
+    finally:
+        broker.stop()
+    write_json(workdir / "ingest.json", raw)
+    return ingest_metrics(raw), raw
+
+
+def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
+    w, v = raw["worker"], raw["verify"]
+    size = f"{raw['events'] / 1e6:g}M ev / {raw['students'] / 1e3:g}k students"
+    rows = [
+        Metric(f"ingest: worker events/s ({size}, {raw['messages']:,} msgs)",
+               f"{w['events_per_s']:,.0f}", "≥ 10,000", w["events_per_s"] >= 10_000),
+    ]  # fmt: skip
+    ceiling, quix = raw.get("ceiling"), raw.get("quix")
+    if ceiling:
+        ratio = w["events_per_s"] / ceiling["events_per_s"]
+        rows += [
+            Metric("ingest: bare Faust counter (ceiling), same run",
+                   f"{ceiling['events_per_s']:,.0f}", REFERENCE["ceiling"], None),
+            Metric("ingest: worker / ceiling", f"{ratio:.0%}", "≥ 70 %", ratio >= 0.7),
+        ]  # fmt: skip
+    if quix:
+        quix_ok = quix["bad_points"] == 0 and quix["bad_minutes"] == 0
+        rows += [
+            Metric("ingest: quixstreams same aggregation, events/s",
+                   f"{quix['events_per_s']:,.0f}", "worker must be ahead",
+                   w["events_per_s"] > quix["events_per_s"]),
+            Metric("ingest: quixstreams results correct",
+                   f"{quix['bad_points']} points / {quix['bad_minutes']} minutes mismatches "
+                   f"of {quix['students']:,} students", "0", quix_ok),
+        ]  # fmt: skip
+    worker_ok = (
+        v["bad_points"] == 0 and v["bad_minutes"] == 0 and v["bad_sample_count"] == 0
+        and v["rows_final"] == v["expected_unique"]
+    )  # fmt: skip
+    rows += [
+        Metric("ingest: worker results correct",
+               f"{v['rows_final']:,}/{v['expected_unique']:,} events; {v['bad_points']} points, "
+               f"{v['bad_minutes']} minutes mismatches of {v['students']:,}; "
+               f"{v['bad_sample_count']} of {2 * v['sample_students']} dashboards differ",
+               "all equal (tests/reference.py)", worker_ok),
+        Metric("ingest: worker CPU s during ingest (µs/msg)",
+               f"{w['cpu_s']:.1f} s ({w['cpu_s'] / raw['messages'] * 1e6:.0f} µs)",
+               "ceiling ~80 µs/ev of Faust consumer path (INFRA-FACTS)", None),
+        Metric("ingest: worker peak RSS", f"{w['peak_rss_mib']:,.0f} MiB", "", None),
+        Metric(f"memory: worker RSS with {raw['students'] / 1e3:g}k students of state",
+               f"{w['rss_end_mib']:,.0f} MiB (start {w['rss_start_mib']:,.0f})",
+               "≤ 1 GiB for 100k", w["rss_end_mib"] <= 1024),
+        Metric("ingest: reference, naive Faust agent (3 tables)", "", REFERENCE["naive_faust"],
+               None),
+        Metric("ingest: reference, plain confluent loop", "", REFERENCE["plain_loop"], None),
+    ]  # fmt: skip
+    if ceiling:
+        rows.insert(
+            2,
+            Metric("ingest: ceiling CPU s", f"{ceiling['cpu_s']:.1f} s", "", None),
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--students", type=int, default=100_000)
+    parser.add_argument("--courses", type=int, default=50)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/eduknit-bench/ingest"))
+    parser.add_argument("--profile", action="store_true", help="py-spy the worker")
+    parser.add_argument("--no-peers", action="store_true", help="skip ceiling and quixstreams")
+    args = parser.parse_args(argv)
+    if args.workdir.exists():
+        shutil.rmtree(args.workdir)
+    metrics, _ = ingest(args.events, args.students, args.courses, args.workdir,
+                        profile=args.profile, peers=not args.no_peers)  # fmt: skip
+    print(table(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
