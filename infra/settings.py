@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     # Students whose state is kept in memory at most (least recently used go).
     state_cache_students: int = Field(200_000, alias="EDUKNIT_STATE_CACHE_STUDENTS", ge=100)
 
+    # Invalid-ratio guard (streams/guard.py): over the last EDUKNIT_INVALID_WINDOW
+    # messages, once at least EDUKNIT_INVALID_MIN_COUNT are in, the worker stops
+    # (exit code 3, batch not acknowledged) when the share of dead letters is above
+    # EDUKNIT_MAX_INVALID_RATIO. 1 turns the guard off.
+    invalid_window: int = Field(1000, alias="EDUKNIT_INVALID_WINDOW", ge=1)
+    invalid_min_count: int = Field(100, alias="EDUKNIT_INVALID_MIN_COUNT", ge=1)
+    max_invalid_ratio: float = Field(0.5, alias="EDUKNIT_MAX_INVALID_RATIO", gt=0, le=1)
+    # Fault injection for tests only (infra/faults.py): when 1, ClickHouse calls fail
+    # while the file EDUKNIT_DATA_DIR/faults/clickhouse-down exists. Off in production.
+    faults: bool = Field(False, alias="EDUKNIT_FAULTS")
+
     # API: how long POST progress/update waits for the pipeline to apply the event.
     apply_wait_seconds: float = Field(5.0, alias="EDUKNIT_APPLY_WAIT_SECONDS", gt=0)
     log_level: str = Field("info", alias="EDUKNIT_LOG_LEVEL")
@@ -57,6 +68,14 @@ class Settings(BaseSettings):
                 "EDUKNIT_JWT_SECRET must be set to a secret of at least 32 characters "
                 "when EDUKNIT_ENV=production"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_guard_and_faults(self) -> Settings:
+        if self.invalid_min_count > self.invalid_window:
+            raise ValueError("EDUKNIT_INVALID_MIN_COUNT must not exceed EDUKNIT_INVALID_WINDOW")
+        if self.faults and self.env == "production":
+            raise ValueError("EDUKNIT_FAULTS (fault injection) is refused in production")
         return self
 
     @property

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from faust.types import TP
 
 from infra.settings import Settings
@@ -32,7 +33,8 @@ from schemas import events as events_schema
 from schemas.dead_letter import DeadLetter
 from streams import metrics
 from streams.catalog import catalog_rows
-from streams.processor import EventProcessor, Message, dead_letter_row
+from streams.guard import InvalidRatioGuard, TooManyInvalid
+from streams.processor import BatchResult, EventProcessor, Message, dead_letter_row
 from streams.rows import Row
 from streams.sink import ClickHouseSink
 
@@ -72,6 +74,13 @@ class Worker:
             cache_students=settings.state_cache_students,
         )
         self.sink_error: str | None = None
+        self.guard = InvalidRatioGuard(
+            settings.invalid_window, settings.max_invalid_ratio, settings.invalid_min_count
+        )
+        if settings.faults:  # tests only (EDUKNIT_FAULTS=1): the ClickHouse outage switch
+            from infra import faults
+
+            faults.install(sink.client, settings.data_path)
         self.app = self._create_app()
 
     def _create_app(self) -> faust.App:
@@ -109,7 +118,13 @@ class Worker:
         async for batch in stream.noack_take(s.batch_max_events, s.batch_max_seconds):
             started = time.perf_counter()
             messages = [_message(event) for event in batch]
-            result = self.processor.process(messages, self.clock(), self.versions.next())
+            result = await self._process(messages)
+            try:
+                self.guard.record(len(messages), len(result.dead_letters))
+            except TooManyInvalid as exc:  # a broken producer: stop, do not ack this batch
+                self.processor.forget(result.students)
+                await self._stop_loudly(exc)  # ends only by cancellation at shutdown
+                raise
             try:
                 await self._send_dead_letters(result.dead_letters)
                 await self._write(result.tables)
@@ -144,6 +159,43 @@ class Worker:
             log.info("catalog: %d entries, %d invalid", len(rows), len(letters))
 
     # ----------------------------------------------------------------- helpers
+    async def _process(self, messages: list[Message]) -> BatchResult:
+        """Process a batch, retrying with backoff while ClickHouse look-ups fail.
+
+        ``EventProcessor.process`` reads saved states and counted ids from
+        ClickHouse before it changes any state, so a failed attempt can be
+        repeated with the same messages.
+        """
+        delay = 0.2
+        while True:
+            try:
+                return self.processor.process(messages, self.clock(), self.versions.next())
+            except (ClickHouseError, OSError) as exc:
+                metrics.SINK_FAILURES.inc()
+                metrics.SINK_FAILING.set(1)
+                self.sink_error = str(exc)
+                log.warning("ClickHouse read failed (retrying in %.1f s): %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _stop_loudly(self, exc: TooManyInvalid) -> None:
+        """Log the guard's verdict and crash the Faust worker: the process exits with
+        ``EXIT_FATAL`` (3), which tells the supervisor not to restart it."""
+        from infra.supervisor import EXIT_FATAL
+
+        metrics.GUARD_STOPS.inc()
+        log.critical(
+            "invalid-ratio guard: %d of the last %d messages were invalid (limit %.0f%%, "
+            "EDUKNIT_MAX_INVALID_RATIO); stopping the worker without acknowledging the batch",
+            exc.invalid, exc.total, exc.max_ratio * 100,
+        )  # fmt: skip
+        # mode re-raises the crash reason once the worker has shut down: SystemExit
+        # passes its ``except Exception`` (which would exit 1) and sets the exit code.
+        await self.app.crash(SystemExit(EXIT_FATAL))
+        # Park this agent until the shutdown cancels it: raising would make Faust's
+        # supervisor restart the agent and go on dead-lettering the stream.
+        await asyncio.Event().wait()
+
     async def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
         if not letters:
             return

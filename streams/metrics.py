@@ -30,5 +30,7 @@ ROWS_WRITTEN = Counter("eduknit_rows_written_total", "Rows written to ClickHouse
 SINK_FAILURES = Counter("eduknit_sink_failures_total", "Failed ClickHouse batch writes")
 # 1 while the sink cannot write to ClickHouse.
 SINK_FAILING = Gauge("eduknit_sink_failing", "1 while ClickHouse writes are failing")
+# Times the invalid-ratio guard stopped the worker (streams/guard.py).
+GUARD_STOPS = Counter("eduknit_guard_stops_total", "Worker stops by the invalid-ratio guard")
 # Students whose state is in the worker's memory.
 STATES_CACHED = Gauge("eduknit_states_cached", "Student states held in memory")
