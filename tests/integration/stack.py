@@ -44,17 +44,18 @@ class Stack:
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        return self.extra_env.get("KAFKA_BOOTSTRAP_SERVERS") or f"127.0.0.1:{self.kafka_port}"
 
     def start(self, timeout: float = 90.0) -> Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ, "PYTHONPATH": str(ROOT), "EDUKNIT_DATA_DIR": str(self.data_dir),
             "EDUKNIT_KAFKA_PORT": str(self.kafka_port), "EDUKNIT_API_PORT": str(self.api_port),
-            "EDUKNIT_JWT_SECRET": SECRET, "EDUKNIT_PARTITIONS": "4", **self.extra_env,
+            "EDUKNIT_JWT_SECRET": SECRET, "EDUKNIT_PARTITIONS": "4",
         }  # fmt: skip
         env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
         env.pop("CLICKHOUSE_URL", None)
+        env.update(self.extra_env)  # e.g. KAFKA_BOOTSTRAP_SERVERS of a broker the test owns
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "infra.cli", "run"], cwd=ROOT, env=env,
