@@ -5,14 +5,19 @@ touches (through a ``StateStore``), drops duplicates, applies the rules and
 returns every ClickHouse row the batch changes. It does no I/O itself, so it is
 exercised by unit tests with an in-memory store and benchmarked alone.
 
+State and restarts: ``learning_events`` (the durable record of every counted
+event, written last in each flush, after the aggregates) is the truth. A
+student's state is its last snapshot in ``student_state`` plus the counted
+events written after that snapshot (``batch_version`` greater than the
+snapshot's), applied again when the state is loaded; snapshots are written
+every few seconds (``snapshot_rows``), not with every batch, because rules are
+order-independent and a replay therefore rebuilds exactly the same state.
+
 Duplicates (SPEC: an ``eventId`` seen twice counts once), in two tiers:
 - an event that happened within ``recent_ids_days`` is checked against the ids
-  kept in the student's state (saved with the state, so it survives restarts);
-- an older event is looked up in ``learning_events`` (the durable record of every
-  counted event, written in the same flush as the state). A row there counts as
-  applied only if its ``batch_version`` is not newer than the student's saved
-  state: a flush that crashed after writing events but before the state is
-  applied again on replay. So duplicates are recognised without a time limit.
+  kept in the student's state (rebuilt by the replay, so it survives restarts);
+- an older event is looked up in ``learning_events``: if it is there, it was
+  counted. So duplicates are recognised without a time limit.
 """
 
 from __future__ import annotations
@@ -47,11 +52,19 @@ class Message:
 
 
 class StateStore(Protocol):
-    """Where saved states and the record of counted events live (ClickHouse)."""
+    """Where state snapshots and the record of counted events live (ClickHouse)."""
 
-    def load_states(self, student_ids: list[str]) -> dict[str, StudentState]: ...
+    def load_states(self, student_ids: list[str]) -> dict[str, StudentState]:
+        """The latest snapshots of these students (absent when there is none)."""
+        ...
 
-    def counted_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]: ...
+    def counted_since(self, versions: dict[str, int]) -> list[ParsedEvent]:
+        """Counted events of these students written by flushes after ``versions[sid]``."""
+        ...
+
+    def counted_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """For (student, event) pairs in ``learning_events``: the flush that wrote them."""
+        ...
 
 
 @dataclass(slots=True)
@@ -110,6 +123,8 @@ class EventProcessor:
         self.max_event_bytes = max_event_bytes
         self.cache_students = cache_students
         self.states: OrderedDict[str, StudentState] = OrderedDict()
+        # Students whose state changed since its last snapshot.
+        self.unsnapshotted: set[str] = set()
 
     # ----------------------------------------------------------------- batches
     def process(self, messages: list[Message], now: dt.datetime, version: int) -> BatchResult:
@@ -149,8 +164,8 @@ class EventProcessor:
         touched: dict[str, StudentState] = {}
         for message, parsed in valid:
             state = states[parsed.student_id]
-            before = counted_before.get((parsed.student_id, parsed.event_id))
-            if (before is not None and before <= state.version) or not state.apply(parsed):
+            counted = (parsed.student_id, parsed.event_id) in counted_before
+            if counted or not state.apply(parsed):
                 result.duplicates += 1
                 continue
             result.counted += 1
@@ -165,27 +180,53 @@ class EventProcessor:
             result.add("student_courses", rows.course_rows(state, now, version))
             result.add("student_course_daily", rows.daily_rows(state, version))
             result.add("student_summary", [rows.summary_row(state, now, version)])
-            result.add("student_state", [rows.state_row(state, version)])
             state.clear_dirty()
         result.add("learning_events", event_rows)
         result.students = list(touched)
+        self.unsnapshotted.update(touched)
         return result
 
     def _states_for(
         self, student_ids: set[str], valid: list[tuple[Message, ParsedEvent]]
     ) -> dict[str, StudentState]:
         missing = [sid for sid in student_ids if sid not in self.states]
-        loaded = self.store.load_states(missing) if missing else {}
-        partitions = {p.student_id: m.partition for m, p in valid}
-        for sid in missing:
-            state = loaded.get(sid) or StudentState(student_id=sid)
-            state.partition = partitions[sid]
-            self.states[sid] = state
+        if missing:
+            partitions = {p.student_id: m.partition for m, p in valid}
+            for state in self._load(missing).values():
+                state.partition = partitions[state.student_id]
         result = {}
         for sid in student_ids:
             self.states.move_to_end(sid)
             result[sid] = self.states[sid]
         return result
+
+    def _load(self, student_ids: list[str]) -> dict[str, StudentState]:
+        """Snapshot + the counted events written after it, for each student."""
+        loaded = self.store.load_states(student_ids)
+        states = {sid: loaded.get(sid) or StudentState(student_id=sid) for sid in student_ids}
+        replayed = self.store.counted_since({sid: s.version for sid, s in states.items()})
+        for parsed in replayed:
+            states[parsed.student_id].apply(parsed)
+        for state in states.values():
+            state.clear_dirty()  # the aggregates already hold these events
+            self.states[state.student_id] = state
+        self.unsnapshotted.update(p.student_id for p in replayed)
+        return states
+
+    # --------------------------------------------------------------- snapshots
+    def snapshot_rows(self, version: int) -> list[rows.Row]:
+        """``student_state`` rows of every state changed since its last snapshot.
+
+        Call between batches only (every applied event is then in ClickHouse);
+        ``version`` must be newer than every flush so far.
+        """
+        snapshot = [
+            rows.state_row(self.states[sid], version)
+            for sid in self.unsnapshotted
+            if sid in self.states
+        ]
+        self.unsnapshotted.clear()
+        return snapshot
 
     # ------------------------------------------------------------ cache upkeep
     def forget(self, student_ids: Iterable[str]) -> None:
@@ -199,9 +240,15 @@ class EventProcessor:
             del self.states[sid]
 
     def evict(self) -> int:
-        """Drop the least recently used states beyond the cache size (all are saved)."""
+        """Drop least recently used states beyond the cache size (snapshotted ones only)."""
         evicted = 0
-        while len(self.states) > self.cache_students:
-            self.states.popitem(last=False)
-            evicted += 1
+        excess = len(self.states) - self.cache_students
+        if excess <= 0:
+            return 0
+        for sid in list(self.states)[: excess + len(self.unsnapshotted)]:
+            if evicted >= excess:
+                break
+            if sid not in self.unsnapshotted:
+                del self.states[sid]
+                evicted += 1
         return evicted

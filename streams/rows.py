@@ -8,6 +8,7 @@ flush ``version``, so writing the same rows twice (a replay) changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -46,6 +47,7 @@ COLUMNS: dict[str, list[str]] = {
 }  # fmt: skip
 
 
+@lru_cache(maxsize=1 << 18)
 def ms_to_datetime(ms: int | None) -> dt.datetime | None:
     """UTC datetime of epoch milliseconds (None stays None)."""
     if ms is None:
@@ -53,6 +55,7 @@ def ms_to_datetime(ms: int | None) -> dt.datetime | None:
     return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
 
 
+@lru_cache(maxsize=1 << 16)
 def iso_ms(ms: int) -> str:
     """RFC 3339 UTC text of epoch milliseconds, e.g. ``2026-11-26T09:00:00Z``."""
     moment = ms_to_datetime(ms)
@@ -145,7 +148,7 @@ def summary_row(state: StudentState, now: dt.datetime, version: int) -> Row:
         [day_of(day) for day in sorted(state.active_days)],
         [ms_to_datetime(at) for at in level_reached(timeline)],
         ms_to_datetime(latest[0]), latest[2], state.events_counted,
-        orjson.dumps(recent_activity(state)).decode(), now, version,
+        state.cached("recent", lambda: orjson.dumps(recent_activity(state)).decode()), now, version,
     ]  # fmt: skip
 
 

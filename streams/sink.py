@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 from clickhouse_connect.driver.client import Client
 
+from schemas.events import LearningEvent, ParsedEvent
 from streams import rows
 from streams.student_state import StudentState
 
@@ -31,6 +33,11 @@ WRITE_ORDER = (
     "student_state",
 )
 LOOKUP_CHUNK = 1000
+REPLAY_COLUMNS = (
+    "event_id, student_id, type, course_id, module_id, lesson_id, quiz_id, "
+    "toUnixTimestamp64Milli(occurred_at), local_date, timezone, completed, "
+    "time_spent_minutes, progress, score, batch_version"
+)
 
 # Test hook for fault injection: called with the table name before each insert.
 FaultHook = Callable[[str], None]
@@ -75,6 +82,22 @@ class ClickHouseSink:
                 states[student_id] = StudentState.from_dict(student_id, orjson.loads(blob))
         return states
 
+    def counted_since(self, versions: dict[str, int]) -> list[ParsedEvent]:
+        """Counted events of these students written after ``versions[student]``."""
+        replay: list[ParsedEvent] = []
+        ids = list(versions)
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            chunk = ids[start : start + LOOKUP_CHUNK]
+            result = self.client.query(
+                f"SELECT {REPLAY_COLUMNS} FROM learning_events "
+                "WHERE student_id IN {ids:Array(String)} AND batch_version > {since:UInt64}",
+                parameters={"ids": chunk, "since": min(versions[sid] for sid in chunk)},
+            )
+            for row in result.result_rows:
+                if row[-1] > versions[row[1]]:
+                    replay.append(replayed_event(row))
+        return replay
+
     def counted_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """For (student, event) pairs in ``learning_events``: the oldest flush that wrote them."""
         found: dict[tuple[str, str], int] = {}
@@ -94,3 +117,15 @@ class ClickHouseSink:
     def ping(self) -> None:
         """Raise if ClickHouse does not answer."""
         self.client.command("SELECT 1")
+
+
+def replayed_event(row: tuple[Any, ...]) -> ParsedEvent:
+    """A counted event read back from ``learning_events`` (validated when it was counted)."""
+    (event_id, student_id, kind, course_id, module_id, lesson_id, quiz_id, occurred_ms,
+     local_date, zone_label, completed, time_spent, progress, score, _version) = row  # fmt: skip
+    event = LearningEvent.model_construct(
+        event_id=event_id, type=kind, student_id=student_id, course_id=course_id,
+        module_id=module_id, lesson_id=lesson_id, quiz_id=quiz_id, completed=bool(completed),
+        time_spent=time_spent, progress=progress, score=score, timezone=None,
+    )  # fmt: skip
+    return ParsedEvent(event, int(occurred_ms), local_date, zone_label)

@@ -25,8 +25,9 @@ same answer. Nothing here does I/O; ``streams.rows`` turns a state into rows.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas.events import ParsedEvent
 
@@ -44,6 +45,8 @@ def from_micro(value: int) -> float:
     """Millionths back to the number users see."""
     return value / MICRO
 
+
+T = TypeVar("T")
 
 # (occurred_ms, event_id): the total order of events used everywhere below.
 Stamp = tuple[int, str]
@@ -123,6 +126,17 @@ class StudentState:
     dirty_courses: set[str] = field(default_factory=set)
     dirty_days: set[tuple[int, str]] = field(default_factory=set)
     dirty: bool = False
+    # Values derived from the facts (points timeline, points per day, recent
+    # activity), cached until the facts they depend on change; never persisted.
+    derived: dict[Any, Any] = field(default_factory=dict)
+
+    def cached(self, key: Any, compute: Callable[[], T]) -> T:
+        """``compute()``, remembered under ``key`` until the points or recent events change."""
+        try:
+            return self.derived[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self.derived[key] = compute()
+            return value
 
     # ------------------------------------------------------------------ apply
     def seen(self, event_id: str) -> bool:
@@ -200,6 +214,7 @@ class StudentState:
             if first is not None:  # an earlier completion arrived late: move the day
                 self.dirty_days.add((first[2], course_id))
             course.lessons[lesson_id] = (stamp[0], stamp[1], day)
+            self.derived.clear()
 
     def _apply_quiz(
         self, parsed: ParsedEvent, course: CourseFacts, course_id: str, stamp: Stamp, day: int
@@ -218,6 +233,7 @@ class StudentState:
         kept.append(Attempt(stamp[0], stamp[1], score, day))
         kept.sort(key=lambda a: a.stamp)
         course.quizzes[quiz_id] = kept
+        self.derived.clear()
 
     def _remember(self, parsed: ParsedEvent, stamp: Stamp) -> None:
         event = parsed.event
@@ -231,6 +247,7 @@ class StudentState:
         )
         recent.sort(key=lambda item: (item[0], item[1]), reverse=True)
         del recent[RECENT_ACTIVITY:]
+        self.derived.pop("recent", None)
 
     # ------------------------------------------------------------- maintenance
     def prune_recent_ids(self, cutoff_ms: int) -> None:
@@ -250,6 +267,9 @@ class StudentState:
     # ----------------------------------------------------------------- derived
     def points_by_day(self, course_id: str) -> dict[int, tuple[int, int]]:
         """(first completions, points) per local date for one course."""
+        return self.cached(("days", course_id), lambda: self._points_by_day(course_id))
+
+    def _points_by_day(self, course_id: str) -> dict[int, tuple[int, int]]:
         course = self.courses[course_id]
         result: dict[int, tuple[int, int]] = {}
         for _at, _id, day in course.lessons.values():
@@ -263,6 +283,9 @@ class StudentState:
 
     def points_timeline(self) -> list[tuple[int, str, int]]:
         """Every point award as (occurred_ms, event id, points), in occurredAt order."""
+        return self.cached("timeline", self._points_timeline)
+
+    def _points_timeline(self) -> list[tuple[int, str, int]]:
         timeline: list[tuple[int, str, int]] = []
         for course in self.courses.values():
             timeline.extend(

@@ -494,6 +494,9 @@ class EmptyStore:
     def counted_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
         return {}
 
+    def counted_since(self, versions: dict[str, int]) -> list[ParsedEvent]:
+        return []
+
 
 def test_examples_exist_for_every_event_type() -> None:
     assert set(VALID_EVENTS) == {"lesson_progress", "quiz_completed", "enrolled", "unenrolled"}
