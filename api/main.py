@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.observability import MetricsMiddleware
+from api.pool import ClientPool, read_pool
 from api.publisher import EventPublisher, KafkaEventPublisher
 from api.routes import dashboard, health
 from api.timeutil import Clock, utc_now
@@ -40,15 +41,33 @@ def create_app(
     *,
     lifespan: Lifespan | None = None,
 ) -> FastAPI:
-    """The dashboard API on the given resources (not closed by the app)."""
+    """The dashboard API on the given resources (not closed by the app).
+
+    Reads go through ``api.pool.read_pool``: several connections when ``client``
+    is this process's shared embedded engine (closed with the app), else ``client``.
+    """
+    reads = read_pool(settings, client)
+
+    @asynccontextmanager
+    async def lifespan_with_pool(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            if isinstance(reads, ClientPool):
+                reads.close()
+
     app = FastAPI(
         title="EduKnit Learn dashboard API",
         version="1.0.0",
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=lifespan_with_pool,
     )
     app.state.settings = settings
-    app.state.client = client
+    app.state.client = reads
     app.state.publisher = publisher
     app.state.clock = clock
     errors.install(app)

@@ -66,6 +66,17 @@ def shared_client(url: str) -> Client:
         return client
 
 
+def shared(url: str) -> Client | None:
+    """The shared client of ``url`` if this process opened it, else None."""
+    with _shared_lock:
+        return _shared.get(url)
+
+
+def open_client(url: str) -> Client:
+    """One more client of ``url`` (not shared, not migrated; the caller closes it)."""
+    return _open(url)
+
+
 def close_shared() -> None:
     """Close every shared client (at process exit)."""
     with _shared_lock:
