@@ -27,7 +27,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,15 +126,23 @@ class FaultStack(Stack):
         """How many times a Faust worker got ready since this stack's log began."""
         return self.log_path.read_bytes().count(READY_MARK)
 
-    def kill_worker(self, sig: int = signal.SIGKILL, timeout: float = 90.0) -> float:
+    def kill_worker(
+        self,
+        sig: int = signal.SIGKILL,
+        timeout: float = 90.0,
+        after_kill: Callable[[], None] | None = None,
+    ) -> float:
         """Kill the worker+API process; wait until the supervisor's new one is ready.
 
-        Returns the seconds from the kill to the new worker being ready.
+        ``after_kill`` runs right after the signal (e.g. to end an outage before
+        the restart). Returns the seconds from the kill to the new worker being ready.
         """
         readies = self.ready_count()
         old = self.serve_pid()
         killed_at = time.monotonic()
         os.kill(old, sig)
+        if after_kill is not None:
+            after_kill()
         deadline = killed_at + timeout
         while True:
             pid = self._child("infra.cli serve")
