@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     max_future_seconds: float = Field(86400.0, alias="EDUKNIT_MAX_FUTURE_SECONDS", ge=0)
     max_event_bytes: int = Field(65536, alias="EDUKNIT_MAX_EVENT_BYTES", ge=1024)
     # Students whose state is kept in memory at most (least recently used go).
+    # Changed student states are snapshotted to ClickHouse this often (a restart
+    # replays the counted events written after the last snapshot).
+    snapshot_seconds: float = Field(10.0, alias="EDUKNIT_SNAPSHOT_SECONDS", gt=0)
     state_cache_students: int = Field(200_000, alias="EDUKNIT_STATE_CACHE_STUDENTS", ge=100)
 
     # Invalid-ratio guard (streams/guard.py): over the last EDUKNIT_INVALID_WINDOW

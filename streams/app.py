@@ -7,16 +7,18 @@ retried with backoff for as long as it takes; offsets are never committed for a
 batch that is not in ClickHouse, so a crash at any point replays it and the
 idempotent processing counts each event once.
 
-Per-student state is held by ``EventProcessor`` and saved to ClickHouse with
-every batch instead of Faust changelog tables: the embedded broker keeps its
-topics in memory only (a changelog would be gone after a restart) and Faust's
-changelog replay on it can stop early (INFRA-FACTS).
+Per-student state is held by ``EventProcessor``; it is rebuilt from ClickHouse
+(a snapshot plus the counted events written after it) instead of Faust changelog
+tables: the embedded broker keeps its topics in memory only (a changelog would
+be gone after a restart) and Faust's changelog replay on it can stop early
+(INFRA-FACTS).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +43,7 @@ from streams.sink import ClickHouseSink
 log = logging.getLogger("eduknit.worker")
 
 Clock = Callable[[], dt.datetime]
+SNAPSHOT_MAX_PENDING = 50_000  # snapshot sooner when this many states changed
 
 
 def utc_now() -> dt.datetime:
@@ -66,6 +69,7 @@ class Worker:
         self.sink = sink
         self.clock = clock
         self.versions = VersionClock()
+        self.versions.last = sink.max_version()
         self.processor = EventProcessor(
             sink,
             recent_ids_days=settings.recent_ids_days,
@@ -74,6 +78,7 @@ class Worker:
             cache_students=settings.state_cache_students,
         )
         self.sink_error: str | None = None
+        self._last_snapshot = time.monotonic()
         self.guard = InvalidRatioGuard(
             settings.invalid_window, settings.max_invalid_ratio, settings.invalid_min_count
         )
@@ -84,6 +89,9 @@ class Worker:
         self.app = self._create_app()
 
     def _create_app(self) -> faust.App:
+        # The states are many long-lived objects without cycles: collecting the
+        # young generation less often saves a third of the CPU per event.
+        gc.set_threshold(100_000, 50, 100)
         s = self.settings
         app = faust.App(
             "eduknit-worker",
@@ -125,6 +133,7 @@ class Worker:
                 self.processor.forget(result.students)
                 await self._stop_loudly(exc)  # ends only by cancellation at shutdown
                 raise
+            processed = time.perf_counter()
             try:
                 await self._send_dead_letters(result.dead_letters)
                 await self._write(result.tables)
@@ -136,12 +145,15 @@ class Worker:
             metrics.EVENTS_COUNTED.inc(result.counted)
             metrics.EVENTS_DUPLICATE.inc(result.duplicates)
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            await self._snapshot_if_due()
             self.processor.evict()
             metrics.STATES_CACHED.set(len(self.processor.states))
             log.info(
-                "batch: %d messages, %d counted, %d duplicates, %d invalid, %d students, %.1f ms",
+                "batch: %d messages, %d counted, %d duplicates, %d invalid, %d students, "
+                "%.1f ms (processing %.1f ms)",
                 len(messages), result.counted, result.duplicates, len(result.dead_letters),
                 len(result.students), (time.perf_counter() - started) * 1000,
+                (processed - started) * 1000,
             )  # fmt: skip
 
     async def _course_catalog(self, stream: faust.StreamT) -> None:
@@ -159,6 +171,22 @@ class Worker:
             log.info("catalog: %d entries, %d invalid", len(rows), len(letters))
 
     # ----------------------------------------------------------------- helpers
+    async def _snapshot_if_due(self) -> None:
+        """Save the states changed since the last snapshot, every few seconds.
+
+        Only between batches: every applied event is then in ClickHouse. A state
+        is its snapshot plus the counted events written after it, so snapshots
+        only bound how much a restart replays.
+        """
+        due = time.monotonic() - self._last_snapshot >= self.settings.snapshot_seconds
+        if not due and len(self.processor.unsnapshotted) < SNAPSHOT_MAX_PENDING:
+            return
+        self._last_snapshot = time.monotonic()
+        snapshot = self.processor.snapshot_rows(self.versions.next())
+        if snapshot:
+            await self._write({"student_state": snapshot})
+            log.info("snapshot: %d student states", len(snapshot))
+
     async def _process(self, messages: list[Message]) -> BatchResult:
         """Process a batch, retrying with backoff while ClickHouse look-ups fail.
 

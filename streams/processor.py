@@ -150,9 +150,10 @@ class EventProcessor:
         if not valid:
             return result
 
-        states = self._states_for({p.student_id for _, p in valid}, valid)
         now_ms = int(now.timestamp() * 1000)
         cutoff = now_ms - self.recent_window_ms
+        prune_before = cutoff - PRUNE_MARGIN_MS
+        states = self._states_for({p.student_id for _, p in valid}, valid, prune_before)
         cold = [
             (p.student_id, p.event_id)
             for _, p in valid
@@ -174,7 +175,6 @@ class EventProcessor:
                 rows.event_row(parsed, message.partition, message.offset, now, version)
             )
 
-        prune_before = cutoff - PRUNE_MARGIN_MS
         for state in touched.values():
             state.prune_recent_ids(prune_before)
             result.add("student_courses", rows.course_rows(state, now, version))
@@ -187,12 +187,12 @@ class EventProcessor:
         return result
 
     def _states_for(
-        self, student_ids: set[str], valid: list[tuple[Message, ParsedEvent]]
+        self, student_ids: set[str], valid: list[tuple[Message, ParsedEvent]], prune_before: int
     ) -> dict[str, StudentState]:
         missing = [sid for sid in student_ids if sid not in self.states]
         if missing:
             partitions = {p.student_id: m.partition for m, p in valid}
-            for state in self._load(missing).values():
+            for state in self._load(missing, prune_before).values():
                 state.partition = partitions[state.student_id]
         result = {}
         for sid in student_ids:
@@ -200,7 +200,7 @@ class EventProcessor:
             result[sid] = self.states[sid]
         return result
 
-    def _load(self, student_ids: list[str]) -> dict[str, StudentState]:
+    def _load(self, student_ids: list[str], prune_before: int) -> dict[str, StudentState]:
         """Snapshot + the counted events written after it, for each student."""
         loaded = self.store.load_states(student_ids)
         states = {sid: loaded.get(sid) or StudentState(student_id=sid) for sid in student_ids}
@@ -208,6 +208,7 @@ class EventProcessor:
         for parsed in replayed:
             states[parsed.student_id].apply(parsed)
         for state in states.values():
+            state.prune_recent_ids(prune_before)  # as a state that never left memory
             state.clear_dirty()  # the aggregates already hold these events
             self.states[state.student_id] = state
         self.unsnapshotted.update(p.student_id for p in replayed)

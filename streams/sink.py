@@ -1,8 +1,9 @@
 """The ClickHouse side of the worker: batched writes, state loading, dedup look-ups.
 
-``write`` inserts one batch's rows table by table in a fixed order (aggregates,
-then ``learning_events``, then ``student_state``) so that a crash between two
-inserts is repaired by the replay (see ``streams.processor``). It raises on
+``write`` inserts one batch's rows table by table in a fixed order (dead
+letters, catalog, aggregates, then ``learning_events`` last) so that a crash
+between two inserts is repaired by the replay (see ``streams.processor``);
+state snapshots are written on their own, between batches. It raises on
 failure; the caller retries the same rows (inserts are idempotent replacements)
 and acknowledges the batch's offsets only after ``write`` returned.
 """
@@ -113,6 +114,17 @@ class ClickHouseSink:
             for student_id, event_id, version in result.result_rows:
                 found[(student_id, event_id)] = int(version)
         return found
+
+    def max_version(self) -> int:
+        """The newest version written so far (versions never go back, even if the clock does)."""
+        return int(
+            self.client.command(
+                "SELECT max(v) FROM (SELECT max(batch_version) AS v FROM learning_events "
+                "UNION ALL SELECT max(version) FROM student_state "
+                "UNION ALL SELECT max(version) FROM course_catalog)"
+            )
+            or 0
+        )
 
     def ping(self) -> None:
         """Raise if ClickHouse does not answer."""

@@ -599,12 +599,6 @@ OLD_EVENTS = [
     quiz("o2", "2026-10-06T10:00:00Z", 95),  # old, earlier and higher than every quiz
     lesson("o3", "2026-10-01T10:00:00Z", "l5", student="s2"),
 ]
-OLD_IDS_BUG = (
-    "_load applies the replayed events to the state but does not prune its recent ids: the ids "
-    "of replayed events older than the recent-ids window stay in recent_ids (to_dict()['i']), "
-    "while the processor that counted them pruned them at the end of process(); the rebuilt "
-    "state is not the same, and snapshot_rows() writes those old ids into student_state"
-)
 
 
 @pytest.mark.parametrize(
@@ -614,7 +608,6 @@ OLD_IDS_BUG = (
         pytest.param(
             HOT_STREAM + OLD_EVENTS,
             id="with-old-events",
-            marks=pytest.mark.xfail(strict=True, reason=OLD_IDS_BUG),
         ),
     ],
 )
