@@ -122,39 +122,69 @@ class Worker:
 
     # ------------------------------------------------------------------ agents
     async def _learning_events(self, stream: faust.StreamT) -> None:
+        """Process batch N+1 while batch N is being written (one write in flight).
+
+        A batch is acknowledged only after its rows are in ClickHouse; writes
+        happen in batch order; a state snapshot is written after the batch it
+        was taken with, so it never holds an effect that is not in ClickHouse.
+        """
         s = self.settings
-        async for batch in stream.noack_take(s.batch_max_events, s.batch_max_seconds):
-            started = time.perf_counter()
-            messages = [_message(event) for event in batch]
-            result = await self._process(messages)
-            try:
-                self.guard.record(len(messages), len(result.dead_letters))
-            except TooManyInvalid as exc:  # a broken producer: stop, do not ack this batch
-                self.processor.forget(result.students)
-                await self._stop_loudly(exc)  # ends only by cancellation at shutdown
-                raise
-            processed = time.perf_counter()
-            try:
-                await self._send_dead_letters(result.dead_letters)
-                await self._write(result.tables)
-            except asyncio.CancelledError:
-                self.processor.forget(result.students)  # not written: reload when resumed
-                raise
-            for event in batch:
-                await stream.ack(event)
-            metrics.EVENTS_COUNTED.inc(result.counted)
-            metrics.EVENTS_DUPLICATE.inc(result.duplicates)
-            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-            await self._snapshot_if_due()
-            self.processor.evict()
-            metrics.STATES_CACHED.set(len(self.processor.states))
-            log.info(
-                "batch: %d messages, %d counted, %d duplicates, %d invalid, %d students, "
-                "%.1f ms (processing %.1f ms)",
-                len(messages), result.counted, result.duplicates, len(result.dead_letters),
-                len(result.students), (time.perf_counter() - started) * 1000,
-                (processed - started) * 1000,
-            )  # fmt: skip
+        pending: asyncio.Future[None] | None = None
+        unwritten: list[str] = []  # students of the batches not yet written
+        try:
+            async for batch in stream.noack_take(s.batch_max_events, s.batch_max_seconds):
+                started = time.perf_counter()
+                messages = [_message(event) for event in batch]
+                result = await self._process(messages)
+                unwritten += result.students
+                try:
+                    self.guard.record(len(messages), len(result.dead_letters))
+                except TooManyInvalid as exc:  # a broken producer: stop, do not ack this batch
+                    await self._stop_loudly(exc)  # ends only by cancellation at shutdown
+                    raise
+                snapshot = self._snapshot_rows_if_due()
+                if pending is not None:
+                    await pending  # batch N is written and acknowledged
+                self.processor.evict(protect=set(result.students))
+                metrics.STATES_CACHED.set(len(self.processor.states))
+                unwritten = list(result.students)
+                commit = self._commit(stream, batch, result, snapshot, started)
+                pending = asyncio.ensure_future(commit)
+            if pending is not None:
+                await pending
+        except asyncio.CancelledError:
+            if pending is not None and not pending.done():
+                pending.cancel()
+            self.processor.forget(unwritten)  # not written: reload when resumed
+            raise
+
+    async def _commit(
+        self,
+        stream: faust.StreamT,
+        batch: list[faust.EventT],
+        result: BatchResult,
+        snapshot: list[Row],
+        started: float,
+    ) -> None:
+        """Dead letters to Kafka, rows to ClickHouse, then acknowledge the batch."""
+        processed = time.perf_counter()
+        await self._send_dead_letters(result.dead_letters)
+        await self._write(result.tables)
+        for event in batch:
+            await stream.ack(event)
+        if snapshot:
+            await self._write({"student_state": snapshot})
+            log.info("snapshot: %d student states", len(snapshot))
+        metrics.EVENTS_COUNTED.inc(result.counted)
+        metrics.EVENTS_DUPLICATE.inc(result.duplicates)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        log.info(
+            "batch: %d messages, %d counted, %d duplicates, %d invalid, %d students, "
+            "processed in %.1f ms, written in %.1f ms",
+            len(batch), result.counted, result.duplicates, len(result.dead_letters),
+            len(result.students), (processed - started) * 1000,
+            (time.perf_counter() - processed) * 1000,
+        )  # fmt: skip
 
     async def _course_catalog(self, stream: faust.StreamT) -> None:
         async for batch in stream.noack_take(1000, self.settings.batch_max_seconds):
@@ -171,21 +201,19 @@ class Worker:
             log.info("catalog: %d entries, %d invalid", len(rows), len(letters))
 
     # ----------------------------------------------------------------- helpers
-    async def _snapshot_if_due(self) -> None:
-        """Save the states changed since the last snapshot, every few seconds.
+    def _snapshot_rows_if_due(self) -> list[Row]:
+        """The states changed since the last snapshot, every few seconds (else []).
 
-        Only between batches: every applied event is then in ClickHouse. A state
-        is its snapshot plus the counted events written after it, so snapshots
-        only bound how much a restart replays.
+        Taken right after a batch was applied; the caller writes them after that
+        batch's rows, so a snapshot never holds an effect missing from ClickHouse.
+        A state is its snapshot plus the counted events written after it, so
+        snapshots only bound how much a restart replays.
         """
         due = time.monotonic() - self._last_snapshot >= self.settings.snapshot_seconds
         if not due and len(self.processor.unsnapshotted) < SNAPSHOT_MAX_PENDING:
-            return
+            return []
         self._last_snapshot = time.monotonic()
-        snapshot = self.processor.snapshot_rows(self.versions.next())
-        if snapshot:
-            await self._write({"student_state": snapshot})
-            log.info("snapshot: %d student states", len(snapshot))
+        return self.processor.snapshot_rows(self.versions.next())
 
     async def _process(self, messages: list[Message]) -> BatchResult:
         """Process a batch, retrying with backoff while ClickHouse look-ups fail.

@@ -240,16 +240,21 @@ class EventProcessor:
         for sid in [sid for sid, s in self.states.items() if s.partition in partitions]:
             del self.states[sid]
 
-    def evict(self) -> int:
-        """Drop least recently used states beyond the cache size (snapshotted ones only)."""
+    def evict(self, protect: set[str] | frozenset[str] = frozenset()) -> int:
+        """Drop least recently used states beyond the cache size.
+
+        Only states saved in a snapshot go, and never those in ``protect`` (the
+        students of a batch applied but not yet written).
+        """
         evicted = 0
         excess = len(self.states) - self.cache_students
         if excess <= 0:
             return 0
-        for sid in list(self.states)[: excess + len(self.unsnapshotted)]:
+        keep = self.unsnapshotted | protect
+        for sid in list(self.states)[: excess + len(keep)]:
             if evicted >= excess:
                 break
-            if sid not in self.unsnapshotted:
+            if sid not in keep:
                 del self.states[sid]
                 evicted += 1
         return evicted
