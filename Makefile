@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run worker api migrate demo token test test-unit test-integration lint compose-check bench bench-quick clean
+.PHONY: run worker api migrate demo token test test-unit test-integration lint compose-check bench bench-quick chaos clean
 
 $(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ test-unit: $(VENV)/.installed
 
 test-integration: $(VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+chaos: $(VENV)/.installed         ## long fault runs (~20 min): prints fault | sent | counted | duplicates | lost | result
+	$(PY) -m bench.chaos
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

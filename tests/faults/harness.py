@@ -273,7 +273,10 @@ class RetryingProducer:
 
 
 class Streamer:
-    """Sends a list of events from a thread at ``rate`` events/s until done or stopped."""
+    """Sends a list of events from a thread at ``rate`` events/s until done or stopped.
+
+    ``rate`` may be changed while it runs; 0 sends as fast as the producer takes them.
+    """
 
     def __init__(self, producer: RetryingProducer, events: list[Event], rate: float) -> None:
         self.producer = producer
@@ -284,13 +287,15 @@ class Streamer:
         self._thread = threading.Thread(target=self._run, name="streamer", daemon=True)
 
     def _run(self) -> None:
-        started = time.monotonic()
+        next_at = time.monotonic()
         for index, event in enumerate(self.events):
             if self._stop.is_set():
                 return
-            wait = started + index / self.rate - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
+            if self.rate > 0:
+                next_at = max(next_at + 1 / self.rate, time.monotonic() - 1)
+                wait = next_at - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
             self.producer.send(event)
             self.sent = index + 1
 
