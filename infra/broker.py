@@ -82,9 +82,10 @@ class EmbeddedBroker:
         ]  # fmt: skip
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        self.process = subprocess.Popen(
-            command, stdout=output, stderr=output, env=env, preexec_fn=die_with_parent
-        )
+        self.process = subprocess.Popen(  # own session: Ctrl-C reaches only its owner
+            command, stdout=output, stderr=output, env=env, preexec_fn=die_with_parent,
+            start_new_session=True,
+        )  # fmt: skip
         if output is not subprocess.DEVNULL:
             output.close()
         deadline = time.monotonic() + timeout

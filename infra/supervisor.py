@@ -71,9 +71,10 @@ class Supervisor:
     def _start_child(self) -> subprocess.Popen[bytes]:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers}
         env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
-        return subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "serve"], env=env, preexec_fn=die_with_parent
-        )
+        return subprocess.Popen(  # own session: Ctrl-C reaches the supervisor, which stops it
+            [sys.executable, "-m", "infra.cli", "serve"], env=env, preexec_fn=die_with_parent,
+            start_new_session=True,
+        )  # fmt: skip
 
     def _api_up(self) -> bool:
         url = f"http://{self.settings.api_host}:{self.settings.api_port}/healthz"
