@@ -70,6 +70,8 @@ class Reference:
         self.enroll: dict[str, dt.datetime] = {}
         self.unenroll: dict[str, dt.datetime] = {}
         self.reported: dict[str, float] = {}
+        self.reported_at: dict[str, dt.datetime] = {}
+        self.first_of_day: dict[dt.date, dt.datetime] = {}
         self.minutes: dict[str, Decimal] = defaultdict(Decimal)
         self.last_activity: dict[str, dt.datetime] = {}
         for event in self.events:
@@ -84,6 +86,7 @@ class Reference:
             self.enroll[course] = at
         if e.get("progress") is not None:
             self.reported[course] = e["progress"]
+            self.reported_at[course] = at
         if kind in ("lesson_progress", "quiz_completed"):
             minutes = Decimal(str(e.get("timeSpent", 0)))
             self.minutes[course] += minutes
@@ -92,6 +95,7 @@ class Reference:
             self.last_activity[course] = at
         if kind == "lesson_progress" and e["completed"]:
             self.active.add(date)
+            self.first_of_day.setdefault(date, at)  # events come in occurredAt order
             key = (course, e["lessonId"])
             if key not in self.first_done:
                 self.first_done[key] = at
@@ -182,6 +186,37 @@ class Reference:
                 "hours": round(minutes / 60, 2), "lessonsCompleted": lessons,
             })  # fmt: skip
         return days
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """The API's notification rules (api/notifications.py), replayed literally."""
+        found: list[tuple[dt.datetime, str, str]] = []
+        total = 0
+        for e in self.events:
+            before, total = total, total + self.points_of[e["eventId"]]
+            for level in range(before // 100 + 2, total // 100 + 2):
+                found.append((_parse(e["occurredAt"]), "level_up", f"Reached level {level}"))
+        run, previous = 0, None
+        for day in sorted(self.active):
+            run = run + 1 if previous is not None and day - previous == dt.timedelta(1) else 1
+            if run in (3, 7, 14, 30, 60, 100, 365):
+                found.append(
+                    (self.first_of_day[day], "streak_milestone", f"{run}-day learning streak")
+                )
+            previous = day
+        for course in self.enrolled():
+            if self.progress(course) < 100:
+                continue
+            title, lessons = self.catalog.get(course, (None, 0))
+            done = sorted(at for (c, _), at in self.first_done.items() if c == course)
+            if lessons and done:
+                at = done[min(lessons, len(done)) - 1]
+            else:
+                at = self.reported_at.get(course) or self.last_activity[course]
+            found.append(
+                (at, "course_completed", f'Completed "{title}"' if title else f"Completed {course}")
+            )
+        found.sort(key=lambda item: (-item[0].timestamp(), item[1], item[2]))
+        return [{"kind": k, "message": m, "at": _iso(at)} for at, k, m in found[:10]]
 
     def recent(self) -> list[dict[str, Any]]:
         return [

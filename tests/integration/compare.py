@@ -31,6 +31,7 @@ def realtime_view(body: dict[str, Any]) -> dict[str, Any]:
         "weeklyActivity": body["weeklyActivity"],
         "summary": body["summary"],
         "recentActivity": body["recentActivity"],
+        "notifications": body["notifications"],
     }
 
 
@@ -49,6 +50,7 @@ def expected_realtime(
         "weeklyActivity": ref.weekly(today),
         "summary": ref.summary(today),
         "recentActivity": ref.recent(),
+        "notifications": ref.notifications(),
     }
 
 
