@@ -51,10 +51,12 @@ def _bench_result(stdout: str) -> dict[str, Any]:
     raise RuntimeError(f"no result in:\n{stdout[-2000:]}")
 
 
-def load_data(data_dir: Path, students: int, events: int, log: Path) -> dict[str, Any]:
+def load_data(
+    data_dir: Path, students: int, events: int, log: Path, granularity: int = 0
+) -> dict[str, Any]:
     out = subprocess.run(
         [PYTHON, "-m", "bench.load_reads", str(data_dir), "--students", str(students),
-         "--events", str(events)],
+         "--events", str(events), "--granularity", str(granularity)],
         cwd=ROOT, capture_output=True, text=True, timeout=1800,
         env={**_env()},
     )  # fmt: skip
@@ -109,13 +111,13 @@ def check_agreement(base: str, tokens: list[str], count: int) -> tuple[int, list
 
 def reads(
     students: int, events: int, workdir: Path, *, concurrency: int = 50, duration: float = 15,
-    rate: float = 50, profile: bool = False,
+    rate: float = 50, profile: bool = False, granularity: int = 0,
 ) -> tuple[list[Metric], dict[str, Any]]:  # fmt: skip
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "reads-data"
     say(f"reads: loading {students:,} students / {events:,} events into ClickHouse")
     raw: dict[str, Any] = {"students": students, "events": events, "concurrency": concurrency}
-    raw["load"] = load_data(data_dir, students, events, workdir / "load.log")
+    raw["load"] = load_data(data_dir, students, events, workdir / "load.log", granularity)
     say(f"reads: loaded in {raw['load']['seconds']} s; starting the API")
     port = free_port()
     env = {"EDUKNIT_DATA_DIR": str(data_dir), "EDUKNIT_API_PORT": str(port),
@@ -213,11 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/eduknit-bench/reads"))
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--granularity", type=int, default=0, help="see bench.load_reads")
     args = parser.parse_args(argv)
     if args.workdir.exists():
         shutil.rmtree(args.workdir)
     metrics, _ = reads(args.students, args.events, args.workdir, concurrency=args.concurrency,
-                       duration=args.duration, rate=args.rate, profile=args.profile)  # fmt: skip
+                       duration=args.duration, rate=args.rate, profile=args.profile,
+                       granularity=args.granularity)  # fmt: skip
     print(table(metrics))
     return 0
 

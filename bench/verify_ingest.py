@@ -38,6 +38,14 @@ from tests.integration.compare import (
 TOLERANCE = 1e-6
 
 
+def _diff(got: dict[str, Any], want: dict[str, Any]) -> str:
+    """The first differing field, short."""
+    for key in sorted(set(got) | set(want)):
+        if got.get(key) != want.get(key):
+            return f"{key}: got {str(got.get(key))[:300]} want {str(want.get(key))[:300]}"
+    return "?"
+
+
 def verify(data_dir: Path, expected: dict[str, Any]) -> dict[str, Any]:
     client = connect(f"chdb://{data_dir / 'clickhouse'}", attempts=3)
     unique = client.query("SELECT uniqExact(event_id) FROM learning_events").result_rows[0][0]
@@ -65,11 +73,15 @@ def verify(data_dir: Path, expected: dict[str, Any]) -> dict[str, Any]:
     bad_sample: list[str] = []
     for sid, events in expected["sample"].items():
         body = realtime_view(client, sid, None, now).model_dump(by_alias=True, mode="json")
-        if comparable_realtime(body) != expected_realtime(sid, events, catalog, now):  # type: ignore[arg-type]
-            bad_sample.append(f"{sid} realtime")
+        got = comparable_realtime(body)
+        want = expected_realtime(sid, events, catalog, now)  # type: ignore[arg-type]
+        if got != want:
+            bad_sample.append(f"{sid} realtime: {_diff(got, want)}")
         stats = statistics_view(client, sid, 30, None, now).model_dump(by_alias=True, mode="json")
-        if comparable_statistics(stats) != expected_statistics(sid, events, catalog, now, 30):  # type: ignore[arg-type]
-            bad_sample.append(f"{sid} statistics")
+        got = comparable_statistics(stats)
+        want = expected_statistics(sid, events, catalog, now, 30)  # type: ignore[arg-type]
+        if got != want:
+            bad_sample.append(f"{sid} statistics: {_diff(got, want)}")
     return {
         "unique_events": unique, "rows_final": rows, "expected_unique": expected["unique"],
         "students": len(expected["points"]), "bad_points": len(bad_points),
