@@ -65,10 +65,7 @@ def ensure_quix_venv() -> Path:
     python = QUIX_VENV / "bin" / "python"
     if not python.exists():
         say("creating bench/.venv-quix (quixstreams)")
-        subprocess.run([sys.executable.replace("/.venv/", "/"), "-m", "venv", str(QUIX_VENV)],
-                       check=False)  # fmt: skip
-        if not python.exists():
-            subprocess.run(["python3", "-m", "venv", str(QUIX_VENV)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *QUIX_PINS], check=True)
     return python
 
