@@ -34,6 +34,7 @@ WRITE_ORDER = (
     "student_state",
 )
 LOOKUP_CHUNK = 1000
+INSERT_SETTINGS = {"date_time_input_format": "best_effort"}
 REPLAY_COLUMNS = (
     "event_id, student_id, type, course_id, module_id, lesson_id, quiz_id, "
     "toUnixTimestamp64Milli(occurred_at), local_date, timezone, completed, "
@@ -65,7 +66,15 @@ class ClickHouseSink:
                     continue
                 if self.fault_hook is not None:
                     self.fault_hook(table)
-                self.client.insert(table, table_rows, column_names=rows.COLUMNS[table])
+                # orjson writes the rows as JSON in C; ClickHouse parses them in C++:
+                # several times cheaper than the driver's per-value native encoding.
+                self.client.raw_insert(
+                    table,
+                    column_names=rows.COLUMNS[table],
+                    insert_block=b"\n".join(map(orjson.dumps, table_rows)),
+                    settings=INSERT_SETTINGS,
+                    fmt="JSONCompactEachRow",
+                )
                 written += len(table_rows)
         return written
 
