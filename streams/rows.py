@@ -138,15 +138,19 @@ def recent_activity(state: StudentState) -> list[dict[str, Any]]:
     return items
 
 
-def summary_row(state: StudentState, now: dt.datetime, version: int) -> Row:
-    """The ``student_summary`` row of a student."""
+def _points_and_levels(state: StudentState) -> tuple[int, list[dt.datetime | None]]:
     timeline = state.points_timeline()
     total = sum(points for _, _, points in timeline)
+    return total, [ms_to_datetime(at) for at in level_reached(timeline)]
+
+
+def summary_row(state: StudentState, now: dt.datetime, version: int) -> Row:
+    """The ``student_summary`` row of a student."""
+    total, levels = state.cached("levels", lambda: _points_and_levels(state))
     latest = state.latest or (0, "", "+00:00")
     return [
         state.student_id, total, total // 100 + 1,
-        [day_of(day) for day in sorted(state.active_days)],
-        [ms_to_datetime(at) for at in level_reached(timeline)],
+        [day_of(day) for day in sorted(state.active_days)], levels,
         ms_to_datetime(latest[0]), latest[2], state.events_counted,
         state.cached("recent", lambda: orjson.dumps(recent_activity(state)).decode()), now, version,
     ]  # fmt: skip

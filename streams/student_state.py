@@ -303,19 +303,11 @@ class StudentState:
         return sum(points for _, _, points in self.points_timeline())
 
     def points_awarded(self, event_id: str, kind: str, course_id: str, item_id: str | None) -> int:
-        """The points the event earned, as it stands now."""
-        course = self.courses.get(course_id)
-        if course is None or item_id is None:
-            return 0
-        if kind == "lesson_progress":
-            first = course.lessons.get(item_id)
-            return LESSON_POINTS if first is not None and first[1] == event_id else 0
-        if kind == "quiz_completed":
-            attempts = course.quizzes.get(item_id, [])
-            for attempt, award in zip(attempts, quiz_awards(attempts), strict=True):
-                if attempt.event_id == event_id:
-                    return award
-        return 0
+        """The points the event earned, as it stands now (0 for events that earned none)."""
+        by_event = self.cached(
+            "by_event", lambda: {eid: points for _, eid, points in self.points_timeline()}
+        )
+        return by_event.get(event_id, 0)
 
     # ------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
