@@ -10,8 +10,8 @@ outage; removing the file ends it.
 
 The switch is installed only when ``EDUKNIT_FAULTS=1`` (settings refuse that in
 production), so a production process has no such hook. ``install`` patches the
-client object in place, which is what every thread of the process already
-holds; it is idempotent.
+client's class, so that every connection of the process (the API's read pool
+included) sees the outage; it is idempotent.
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from clickhouse_connect.driver.exceptions import OperationalError
 log = logging.getLogger(__name__)
 
 FLAG_NAME = "clickhouse-down"
+WRITES_FLAG_NAME = "clickhouse-writes-down"  # only inserts fail: reads still answer
 OUTAGE_MESSAGE = "ClickHouse unavailable (fault injected: {flag} exists)"
 # The client methods every query, command and insert goes through (HTTP and chdb clients).
 _GATED = ("_query_with_context", "data_insert", "raw_insert", "command", "raw_query", "raw_stream")
+_INSERTS = ("data_insert", "raw_insert")
 
 
 def flag_path(data_path: Path) -> Path:
@@ -38,9 +40,14 @@ def flag_path(data_path: Path) -> Path:
     return data_path / "faults" / FLAG_NAME
 
 
-def set_clickhouse_down(data_path: Path, down: bool) -> None:
-    """Start (``down=True``) or end the simulated outage of the stack on ``data_path``."""
+def set_clickhouse_down(data_path: Path, down: bool, *, writes_only: bool = False) -> None:
+    """Start (``down=True``) or end the simulated outage of the stack on ``data_path``.
+
+    ``writes_only`` fails only inserts (a full disk, a read-only replica).
+    """
     flag = flag_path(data_path)
+    if writes_only:
+        flag = flag.with_name(WRITES_FLAG_NAME)
     if down:
         flag.parent.mkdir(parents=True, exist_ok=True)
         flag.write_text("ClickHouse outage injected by a fault test\n")
@@ -48,25 +55,43 @@ def set_clickhouse_down(data_path: Path, down: bool) -> None:
         flag.unlink(missing_ok=True)
 
 
-def _gate(method: Callable[..., Any], flag: Path) -> Callable[..., Any]:
+def _gate(method: Callable[..., Any], flags: tuple[Path, ...]) -> Callable[..., Any]:
     @functools.wraps(method)
     def gated(*args: Any, **kwargs: Any) -> Any:
-        if flag.exists():
-            raise OperationalError(OUTAGE_MESSAGE.format(flag=flag))
+        for flag in flags:
+            if flag.exists():
+                raise OperationalError(OUTAGE_MESSAGE.format(flag=flag))
         return method(*args, **kwargs)
 
+    gated._eduknit_original = method  # type: ignore[attr-defined]
     return gated
 
 
 def install(client: Client, data_path: Path) -> Client:
-    """Gate ``client``'s calls on the outage flag under ``data_path`` (tests only)."""
-    if getattr(client, "_eduknit_fault_flag", None) is not None:
-        return client
+    """Gate every client of ``client``'s class in this process on the outage flag (tests only).
+
+    The class, not the object, is patched: the API reads through a pool of
+    further connections to the same engine (``api.pool``), and they must fail
+    too. One process has one data directory, hence one flag.
+    """
+    cls = type(client)
     flag = flag_path(data_path)
     for name in _GATED:
-        method = getattr(client, name, None)
-        if method is not None:
-            setattr(client, name, _gate(method, flag))
-    client._eduknit_fault_flag = flag  # type: ignore[attr-defined]
+        method = cls.__dict__.get(name) or getattr(cls, name, None)
+        if method is None:
+            continue
+        method = getattr(method, "_eduknit_original", method)
+        flags = (flag, flag.with_name(WRITES_FLAG_NAME)) if name in _INSERTS else (flag,)
+        setattr(cls, name, _gate(method, flags))
     log.warning("fault injection enabled: ClickHouse calls fail while %s exists", flag)
     return client
+
+
+def uninstall(client: Client) -> None:
+    """Take the gates off ``client``'s class again (unit tests)."""
+    cls = type(client)
+    for name in _GATED:
+        method = cls.__dict__.get(name)
+        original = getattr(method, "_eduknit_original", None)
+        if original is not None:
+            setattr(cls, name, original)

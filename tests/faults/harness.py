@@ -175,9 +175,11 @@ class FaultStack(Stack):
         except httpx.HTTPError:
             return False
 
-    def clickhouse_down(self, down: bool) -> None:
+    def clickhouse_down(self, down: bool, writes_only: bool = False) -> None:
         """Start or end the simulated ClickHouse outage (``infra.faults``)."""
-        faults.set_clickhouse_down(self.data_dir.resolve(), down)
+        faults.set_clickhouse_down(self.data_dir.resolve(), down, writes_only=writes_only)
+        if not down and not writes_only:
+            faults.set_clickhouse_down(self.data_dir.resolve(), False, writes_only=True)
 
     def metrics(self) -> dict[str, float]:
         """``/metrics`` as {'name{labels}': value} (samples summed per line)."""

@@ -112,5 +112,4 @@ def test_fault_switch_fails_every_call_while_the_flag_exists(
         assert not faults.flag_path(tmp_path).exists()
     finally:  # the session's client is shared by every test: take the gates off again
         faults.set_clickhouse_down(tmp_path, False)
-        for name in (*faults._GATED, "_eduknit_fault_flag"):
-            vars(ch_client).pop(name, None)
+        faults.uninstall(ch_client)
