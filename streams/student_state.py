@@ -214,7 +214,7 @@ class StudentState:
             if first is not None:  # an earlier completion arrived late: move the day
                 self.dirty_days.add((first[2], course_id))
             course.lessons[lesson_id] = (stamp[0], stamp[1], day)
-            self.derived.clear()
+            self._points_changed(course_id)
 
     def _apply_quiz(
         self, parsed: ParsedEvent, course: CourseFacts, course_id: str, stamp: Stamp, day: int
@@ -233,7 +233,7 @@ class StudentState:
         kept.append(Attempt(stamp[0], stamp[1], score, day))
         kept.sort(key=lambda a: a.stamp)
         course.quizzes[quiz_id] = kept
-        self.derived.clear()
+        self._points_changed(course_id)
 
     def _remember(self, parsed: ParsedEvent, stamp: Stamp) -> None:
         event = parsed.event
@@ -248,6 +248,19 @@ class StudentState:
         recent.sort(key=lambda item: (item[0], item[1]), reverse=True)
         del recent[RECENT_ACTIVITY:]
         self.derived.pop("recent", None)
+
+    def _points_changed(self, course_id: str) -> None:
+        """Forget what depends on the points of ``course_id``."""
+        derived = self.derived
+        for key in (
+            ("days", course_id),
+            ("awards", course_id),
+            "timeline",
+            "by_event",
+            "levels",
+            "recent",
+        ):
+            derived.pop(key, None)
 
     # ------------------------------------------------------------- maintenance
     def prune_recent_ids(self, cutoff_ms: int) -> None:
@@ -287,16 +300,20 @@ class StudentState:
 
     def _points_timeline(self) -> list[tuple[int, str, int]]:
         timeline: list[tuple[int, str, int]] = []
-        for course in self.courses.values():
-            timeline.extend(
-                (at, event_id, LESSON_POINTS) for at, event_id, _ in course.lessons.values()
-            )
-            for attempts in course.quizzes.values():
-                for attempt, award in zip(attempts, quiz_awards(attempts), strict=True):
-                    if award:
-                        timeline.append((attempt.at, attempt.event_id, award))
+        for course_id in self.courses:
+            timeline += self.cached(("awards", course_id), lambda c=course_id: self._awards(c))
         timeline.sort()
         return timeline
+
+    def _awards(self, course_id: str) -> list[tuple[int, str, int]]:
+        """Point awards of one course (cached per course: a change elsewhere keeps them)."""
+        course = self.courses[course_id]
+        awards = [(at, event_id, LESSON_POINTS) for at, event_id, _ in course.lessons.values()]
+        for attempts in course.quizzes.values():
+            for attempt, award in zip(attempts, quiz_awards(attempts), strict=True):
+                if award:
+                    awards.append((attempt.at, attempt.event_id, award))
+        return awards
 
     def total_points(self) -> int:
         """Total points (SPEC §4.3)."""
