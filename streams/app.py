@@ -170,6 +170,7 @@ class Worker:
         processed = time.perf_counter()
         await self._send_dead_letters(result.dead_letters)
         await self._write(result.tables)
+        self.processor.written(result)
         for event in batch:
             await stream.ack(event)
         if snapshot:

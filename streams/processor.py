@@ -76,6 +76,9 @@ class BatchResult:
     counted: int = 0
     duplicates: int = 0
     students: list[str] = field(default_factory=list)
+    # (student, event) of counted events older than the recent-ids window: until
+    # the batch is written, the processor remembers them (``written``).
+    old_counted: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, table: str, new_rows: Iterable[rows.Row]) -> None:
         self.tables.setdefault(table, []).extend(new_rows)
@@ -125,6 +128,9 @@ class EventProcessor:
         self.states: OrderedDict[str, StudentState] = OrderedDict()
         # Students whose state changed since its last snapshot.
         self.unsnapshotted: set[str] = set()
+        # Old events counted by batches not yet written: their ids are pruned from
+        # the states and not yet in learning_events (see ``written``).
+        self.unwritten_old: set[tuple[str, str]] = set()
 
     # ----------------------------------------------------------------- batches
     def process(self, messages: list[Message], now: dt.datetime, version: int) -> BatchResult:
@@ -160,15 +166,19 @@ class EventProcessor:
             if p.occurred_ms < cutoff and not states[p.student_id].seen(p.event_id)
         ]
         counted_before = self.store.counted_versions(cold) if cold else {}
+        unwritten = self.unwritten_old
 
         event_rows = []
         touched: dict[str, StudentState] = {}
         for message, parsed in valid:
             state = states[parsed.student_id]
-            counted = (parsed.student_id, parsed.event_id) in counted_before
-            if counted or not state.apply(parsed):
+            key = (parsed.student_id, parsed.event_id)
+            if key in counted_before or key in unwritten or not state.apply(parsed):
                 result.duplicates += 1
                 continue
+            if parsed.occurred_ms < cutoff:  # its id is pruned below: remember until written
+                unwritten.add(key)
+                result.old_counted.append(key)
             result.counted += 1
             touched[parsed.student_id] = state
             event_rows.append(
@@ -230,10 +240,16 @@ class EventProcessor:
         return snapshot
 
     # ------------------------------------------------------------ cache upkeep
+    def written(self, result: BatchResult) -> None:
+        """The batch's rows are in ClickHouse: its old events are found there now."""
+        self.unwritten_old.difference_update(result.old_counted)
+
     def forget(self, student_ids: Iterable[str]) -> None:
         """Drop cached states (their last batch was not written: reload from the store)."""
-        for sid in student_ids:
+        dropped = set(student_ids)
+        for sid in dropped:
             self.states.pop(sid, None)
+        self.unwritten_old = {key for key in self.unwritten_old if key[0] not in dropped}
 
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop states of students whose partition moved to another worker."""

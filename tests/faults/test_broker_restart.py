@@ -72,12 +72,6 @@ def test_worker_recovers_after_broker_restart(restarted: Restarted) -> None:
     all_match(restarted.stack, restarted.producer.sent, CATALOG, timeout=120)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/publisher.py uses an idempotent confluent producer, which never delivers "
-    "again to a fresh memory-only broker (every send times out): POST answers 503 until "
-    "the API process restarts",
-)
 def test_post_progress_update_after_broker_restart(restarted: Restarted) -> None:
     stack, student = restarted.stack, "b-0"
     all_match(stack, restarted.producer.sent, CATALOG, timeout=120)

@@ -67,12 +67,6 @@ def test_duplicates_count_once_beyond_the_recent_window(tmp_path: Path) -> None:
         assert stack.metric_sum("eduknit_events_duplicate_total") >= unique
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="streams/app.py processes batch N+1 while batch N is written: an old event "
-    "(beyond EDUKNIT_RECENT_IDS_DAYS) counted in N is pruned from the recent ids and not "
-    "yet in learning_events, so its duplicate in N+1 counts again",
-)
 def test_duplicate_of_an_old_event_while_its_batch_is_not_written(tmp_path: Path) -> None:
     student = "d-race"
     old = _year_old(student, 0, dt.datetime.now(dt.UTC))

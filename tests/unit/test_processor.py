@@ -954,3 +954,29 @@ def test_message_key_must_be_the_student_id(key: bytes | None) -> None:
     assert result.counted == 0
     assert [(d.field, d.offset) for d in result.dead_letters] == [("key", 5)]
     assert "studentId" in result.dead_letters[0].reason
+
+
+def test_old_event_counted_by_an_unwritten_batch_is_a_duplicate_in_the_next() -> None:
+    """Batch N+1 is processed while N is written: N's old events are neither in the
+    recent ids (pruned) nor in learning_events yet, and must still count once."""
+    store = MemoryStore()
+    processor = EventProcessor(store)
+    first = processor.process(batch([lesson("old-1", OLD)]), NOW, 1)
+    assert first.counted == 1
+    second = processor.process(batch([lesson("old-1", OLD)], 1), NOW, 2)  # N not written yet
+    assert (second.counted, second.duplicates) == (0, 1)
+    store.write(first)
+    processor.written(first)
+    assert processor.unwritten_old == set()
+    third = processor.process(batch([lesson("old-1", OLD)], 2), NOW, 3)  # now found in the store
+    assert (third.counted, third.duplicates) == (0, 1)
+
+
+def test_forgotten_unwritten_old_events_count_when_delivered_again() -> None:
+    """A batch abandoned before its write is re-read: its old events must count then."""
+    store = MemoryStore()
+    processor = EventProcessor(store)
+    abandoned = processor.process(batch([lesson("old-1", OLD)]), NOW, 1)
+    processor.forget(abandoned.students)
+    again = processor.process(batch([lesson("old-1", OLD)]), NOW, 2)
+    assert (again.counted, again.duplicates) == (1, 0)
