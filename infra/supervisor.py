@@ -36,7 +36,7 @@ EXIT_FATAL = 3  # the child asks not to be restarted
 READY_TIMEOUT = 120.0
 STOP_GRACE = 30.0
 MAX_BACKOFF = 30.0
-STABLE_AFTER = 60.0  # a child that ran this long resets the backoff
+STABLE_AFTER = 60.0  # a child that ran this long (or got ready) resets the backoff
 
 
 class Supervisor:
@@ -147,8 +147,8 @@ class Supervisor:
             if not ever_ready:
                 log.error("worker/API exited with code %s before it was ready", code)
                 return code or 1
-            if time.monotonic() - started > STABLE_AFTER:
-                backoff = 1.0
+            if ready or time.monotonic() - started > STABLE_AFTER:
+                backoff = 1.0  # it was serving: a crash, not a crash loop
             self.restarts += 1
             log.error(
                 "worker/API exited with code %s: restart %d in %.0f s", code, self.restarts, backoff
