@@ -44,6 +44,7 @@ log = logging.getLogger("eduknit.worker")
 
 Clock = Callable[[], dt.datetime]
 SNAPSHOT_MAX_PENDING = 50_000  # snapshot sooner when this many states changed
+PENDING_WRITE_GRACE = 10.0  # seconds a stopping agent waits for its write in flight
 
 
 def utc_now() -> dt.datetime:
@@ -79,6 +80,7 @@ class Worker:
         )
         self.sink_error: str | None = None
         self._last_snapshot = time.monotonic()
+        self._revoked: set[int] = set()  # partitions to forget before the next batch
         self.guard = InvalidRatioGuard(
             settings.invalid_window, settings.max_invalid_ratio, settings.invalid_min_count
         )
@@ -134,6 +136,12 @@ class Worker:
         try:
             async for batch in stream.noack_take(s.batch_max_events, s.batch_max_seconds):
                 started = time.perf_counter()
+                if self._revoked:  # forget moved students only when nothing is unwritten
+                    if pending is not None:
+                        await pending
+                        pending = None
+                    self.processor.forget_partitions(self._revoked)
+                    self._revoked = set()
                 messages = [_message(event) for event in batch]
                 result = await self._process(messages)
                 unwritten += result.students
@@ -154,7 +162,12 @@ class Worker:
                 await pending
         except asyncio.CancelledError:
             if pending is not None and not pending.done():
-                pending.cancel()
+                # Let a write in progress land (a state reloaded before it would miss
+                # it), but do not wait through a ClickHouse outage at shutdown.
+                try:
+                    await asyncio.wait_for(asyncio.shield(pending), PENDING_WRITE_GRACE)
+                except (TimeoutError, asyncio.CancelledError, Exception):
+                    pending.cancel()
             self.processor.forget(unwritten)  # not written: reload when resumed
             raise
 
@@ -290,9 +303,13 @@ class Worker:
             metrics.ROWS_WRITTEN.labels(table).inc(len(table_rows))
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
-        partitions = {tp.partition for tp in revoked if tp.topic == events_schema.TOPIC}
-        if partitions:
-            self.processor.forget_partitions(partitions)
+        """Remember partitions taken away; the agent forgets their students at a safe point.
+
+        Forgetting at once would drop states whose last batch is still being
+        written: reloaded from ClickHouse before that write lands, they would miss
+        it (seen after a broker restart, which revokes every partition).
+        """
+        self._revoked |= {tp.partition for tp in revoked if tp.topic == events_schema.TOPIC}
 
 
 def _message(event: faust.EventT) -> Message:
