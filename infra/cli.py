@@ -122,7 +122,12 @@ def cmd_api(settings: Settings) -> int:
 
     publisher = KafkaEventPublisher(settings.bootstrap_servers)
     try:
-        app = create_app(settings, shared_client(settings.resolved_clickhouse_url), publisher)
+        client = shared_client(settings.resolved_clickhouse_url)
+        if settings.faults:  # tests only (EDUKNIT_FAULTS=1): the ClickHouse outage switch
+            from infra import faults
+
+            faults.install(client, settings.data_path)
+        app = create_app(settings, client, publisher)
         uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
     finally:
         publisher.close()
