@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from decimal import ROUND_HALF_EVEN, Decimal
 
 import orjson
 
@@ -30,24 +29,12 @@ from api.models import (
 )
 from api.records import CatalogEntry, CourseRecord, DayRecord, StudentData, SummaryRecord
 from api.timeutil import iso_or_none, weekday_name
-from streams.student_state import MICRO, from_micro, to_micro
+from streams.student_state import from_micro, to_micro
 
 POINTS_PER_LEVEL = 100
 WEEK_DAYS = 7
 RECENT_LIMIT = 10
 ONE_DAY = dt.timedelta(days=1)
-
-
-def exact_mean(values: list[float], digits: int = 1) -> float:
-    """The mean of values rounded like Python's ``round`` on the exact decimal (half to even).
-
-    ``round(26.05, 1)`` is 26.1 only because the float 26.05 is a little above the half;
-    the mean of 33.3 and 18.8 is exactly 26.05, which rounds to 26.0 (6.25 -> 6.2 rule).
-    """
-    if not values:
-        return 0.0
-    total = Decimal(sum(to_micro(v) for v in values)) / (MICRO * len(values))
-    return float(total.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN))
 
 
 def exact_sum(values: Iterable[float]) -> float:
@@ -147,7 +134,7 @@ def summary_of(
     current = current_streak(record.active_days, today)
     return Summary(
         enrolled_courses=len(progresses),
-        average_progress=exact_mean(progresses),
+        average_progress=round(exact_sum(progresses) / len(progresses), 1) if progresses else 0.0,
         current_streak=current,
         longest_streak=max(current, longest_streak(record.active_days)),
         total_points=record.total_points,
