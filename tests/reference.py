@@ -150,9 +150,9 @@ class Reference:
         enrolled = self.enrolled()
         points = self.total_points()
         current, longest = self.streaks(today)
-        average = (
-            round(sum(self.progress(c) for c in enrolled) / len(enrolled), 1) if enrolled else 0
-        )
+        # The exact mean (a float sum drifts: 33.3 + 18.8 = 52.099999999999994), then round().
+        exact = sum(Decimal(str(self.progress(c))) for c in enrolled)
+        average = round(float(exact / len(enrolled)), 1) if enrolled else 0
         return {
             "enrolledCourses": len(enrolled), "averageProgress": average,
             "currentStreak": current, "longestStreak": longest, "totalPoints": points,
