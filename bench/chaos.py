@@ -125,7 +125,11 @@ def finish(
     )
     row.notes.insert(0, f"{t.unique} distinct")
     if problems:
-        row.notes.append(f"{len(problems)} dashboard differences, e.g. {problems[0][:200]!r}")
+        (stack.data_dir / "differences.txt").write_text("\n\n".join(problems))
+        row.notes.append(
+            f"{len(problems)} dashboard differences (all in {stack.data_dir}/differences.txt),"
+            f" e.g. {problems[0][:200]!r}"
+        )
     if t.minutes_off:
         row.notes.append(f"minutes differ for {t.minutes_off} students")
     ok = not problems and t.lost == 0 and t.duplicates_counted == 0 and t.minutes_off == 0
