@@ -21,8 +21,8 @@ import datetime as dt
 import gc
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import faust
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -43,6 +43,7 @@ from streams.sink import ClickHouseSink
 log = logging.getLogger("eduknit.worker")
 
 Clock = Callable[[], dt.datetime]
+T = TypeVar("T")
 SNAPSHOT_MAX_PENDING = 50_000  # snapshot sooner when this many states changed
 PENDING_WRITE_GRACE = 10.0  # seconds a stopping agent waits for its write in flight
 
@@ -236,17 +237,11 @@ class Worker:
         ClickHouse before it changes any state, so a failed attempt can be
         repeated with the same messages.
         """
-        delay = 0.2
-        while True:
-            try:
-                return self.processor.process(messages, self.clock(), self.versions.next())
-            except (ClickHouseError, OSError) as exc:
-                metrics.SINK_FAILURES.inc()
-                metrics.SINK_FAILING.set(1)
-                self.sink_error = str(exc)
-                log.warning("ClickHouse read failed (retrying in %.1f s): %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+
+        async def attempt() -> BatchResult:
+            return self.processor.process(messages, self.clock(), self.versions.next())
+
+        return await self._retrying("read", attempt, (ClickHouseError, OSError))
 
     async def _stop_loudly(self, exc: TooManyInvalid) -> None:
         """Log the guard's verdict and crash the Faust worker: the process exits with
@@ -281,26 +276,40 @@ class Worker:
         await asyncio.gather(*pending)
 
     async def _write(self, tables: dict[str, list[Row]]) -> None:
-        """Write until ClickHouse took the rows, backing off between failures."""
-        delay = 0.2
+        """Write until ClickHouse took the rows (the same rows each time)."""
         loop = asyncio.get_running_loop()
+
+        async def attempt() -> None:
+            await loop.run_in_executor(None, self.sink.write, tables)
+
+        await self._retrying("write", attempt, (Exception,))
+        for table, table_rows in tables.items():
+            metrics.ROWS_WRITTEN.labels(table).inc(len(table_rows))
+
+    async def _retrying(
+        self,
+        what: str,
+        attempt: Callable[[], Awaitable[T]],
+        errors: tuple[type[BaseException], ...],
+    ) -> T:
+        """``attempt()`` until it succeeds, backing off 0.2 s doubling to 10 s between failures."""
+        delay = 0.2
         while True:
             try:
-                await loop.run_in_executor(None, self.sink.write, tables)
-                break
-            except Exception as exc:  # ClickHouse down or refusing: retry the same rows
+                result = await attempt()
+            except errors as exc:  # ClickHouse down or refusing
                 metrics.SINK_FAILURES.inc()
                 metrics.SINK_FAILING.set(1)
                 self.sink_error = str(exc)
-                log.warning("ClickHouse write failed (retrying in %.1f s): %s", delay, exc)
+                log.warning("ClickHouse %s failed (retrying in %.1f s): %s", what, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        if self.sink_error is not None:
-            log.info("ClickHouse writes recovered")
-            self.sink_error = None
-            metrics.SINK_FAILING.set(0)
-        for table, table_rows in tables.items():
-            metrics.ROWS_WRITTEN.labels(table).inc(len(table_rows))
+                continue
+            if self.sink_error is not None:
+                log.info("ClickHouse %ss recovered", what)
+                self.sink_error = None
+                metrics.SINK_FAILING.set(0)
+            return result
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
         """Remember partitions taken away; the agent forgets their students at a safe point.
