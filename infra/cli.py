@@ -66,10 +66,12 @@ class ApiThread:
 def _run_faust(settings: Settings, client: object) -> None:
     import faust
 
+    from infra.clickhouse import open_client
     from streams.app import Worker
     from streams.sink import ClickHouseSink
 
-    worker = Worker(settings, ClickHouseSink(client))  # type: ignore[arg-type]
+    writer = open_client(settings.resolved_clickhouse_url)  # inserts off the look-ups' client
+    worker = Worker(settings, ClickHouseSink(client, writer))  # type: ignore[arg-type]
     faust.Worker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 

@@ -48,8 +48,14 @@ FaultHook = Callable[[str], None]
 class ClickHouseSink:
     """Writes rows and serves the processor's ``StateStore`` look-ups."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, writer: Client | None = None) -> None:
+        """``client`` answers the look-ups; ``writer`` (default: the same) takes the inserts.
+
+        The embedded engine's client runs one call at a time: with one client, a
+        look-up for batch N+1 on the event loop would wait for batch N's insert.
+        """
         self.client = client
+        self.writer = writer or client
         self.fault_hook: FaultHook | None = None
         self._lock = threading.Lock()
 
@@ -68,7 +74,7 @@ class ClickHouseSink:
                     self.fault_hook(table)
                 # orjson writes the rows as JSON in C; ClickHouse parses them in C++:
                 # several times cheaper than the driver's per-value native encoding.
-                self.client.raw_insert(
+                self.writer.raw_insert(
                     table,
                     column_names=rows.COLUMNS[table],
                     insert_block=b"\n".join(map(orjson.dumps, table_rows)),
