@@ -176,8 +176,14 @@ def fault_broker(work: Path, rng: random.Random) -> Row:
         for event in stream[half:]:
             producer.send(event)
         row.notes.append(f"broker back in {back:.1f} s, producers re-sent {resent}")
-        post = _post(stack, "brk-000", {"courseId": "x-knit", "lessonId": "l-post",
-                                        "timeSpent": 1, "completed": False})  # fmt: skip
+        body = {"courseId": "x-knit", "lessonId": "l-post", "timeSpent": 1, "completed": False,
+                "eventId": f"brk-post-{rng.randrange(1 << 30)}",
+                "occurredAt": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
+        post = _post(stack, "brk-000", body)
+        if post.startswith(("200", "202")):  # in Kafka: it counts, so the reference has it
+            producer.sent["brk-000"].append(
+                {**body, "type": "lesson_progress", "studentId": "brk-000"}
+            )
         row.notes.append(f"POST progress/update after restart: {post}")
         return finish(row, stack, producer)
     finally:
