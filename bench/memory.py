@@ -24,6 +24,7 @@ from bench.common import Metric, say, table
 from bench.ingest import run_worker
 from bench.kafka_io import produce_all, produce_catalog, start_broker
 from bench.workload import generate
+from infra.settings import Settings
 
 GIB_MIB = 1024
 
@@ -52,15 +53,17 @@ def memory(
 
 def memory_metrics(raw: dict[str, Any]) -> list[Metric]:
     students = raw["students"]
+    cached = min(students, Settings().state_cache_students)
     grown = raw["rss_end_mib"] - raw["rss_start_mib"]
-    per_student = grown * 1024 / students
+    per_state = grown * 1024 / cached
     target = "≤ 1 GiB" if students <= 100_000 else "say how it grows (cache: 200k states)"
     ok = raw["rss_end_mib"] <= GIB_MIB if students <= 100_000 else None
     return [
         Metric(f"memory: worker RSS with {students / 1e3:g}k students of state "
                f"({raw['messages']:,} msgs)",
-               f"{raw['rss_end_mib']:,.0f} MiB (start {raw['rss_start_mib']:,.0f}, "
-               f"+{per_student:.1f} KiB/student; peak {raw['peak_rss_mib']:,.0f})",
+               f"{raw['rss_end_mib']:,.0f} MiB (start {raw['rss_start_mib']:,.0f}; "
+               f"{cached / 1e3:g}k states cached, +{per_state:.1f} KiB each; "
+               f"peak {raw['peak_rss_mib']:,.0f})",
                target, ok),
         Metric("memory: worker events/s in that run", f"{raw['events_per_s']:,.0f}", "", None),
     ]  # fmt: skip
