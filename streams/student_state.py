@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any, TypeVar
 
 from schemas.events import ParsedEvent
@@ -154,7 +155,7 @@ class StudentState:
         self.recent_ids[event.event_id] = at
         self.events_counted += 1
         self.dirty = True
-        course_id = event.course_id
+        course_id = intern(event.course_id)  # ids repeat across students: one copy each
         course = self.courses.get(course_id)
         if course is None:
             course = self.courses[course_id] = CourseFacts()
@@ -208,7 +209,7 @@ class StudentState:
         if facts.first_completion_at is None or stamp[0] < facts.first_completion_at:
             facts.first_completion_at = stamp[0]
         self.active_days.add(day)
-        lesson_id = parsed.event.lesson_id or ""
+        lesson_id = intern(parsed.event.lesson_id or "")
         first = course.lessons.get(lesson_id)
         if first is None or stamp < first[:2]:
             if first is not None:  # an earlier completion arrived late: move the day
@@ -223,7 +224,7 @@ class StudentState:
         score = float(parsed.event.score or 0.0)
         facts.quizzes += 1
         facts.score_sum += to_micro(score)
-        quiz_id = parsed.event.quiz_id or ""
+        quiz_id = intern(parsed.event.quiz_id or "")
         records = course.quizzes.setdefault(quiz_id, [])
         if any(a.stamp < stamp and a.score >= score for a in records):
             return  # an earlier attempt was at least as good: never earns points
@@ -242,9 +243,12 @@ class StudentState:
         recent = self.recent
         if len(recent) >= RECENT_ACTIVITY and stamp <= recent[-1][:2]:
             return
-        recent.append(
-            (stamp[0], stamp[1], event.type, event.course_id, event.lesson_id, event.quiz_id)
-        )
+        lesson_id, quiz_id = event.lesson_id, event.quiz_id
+        recent.append((
+            stamp[0], stamp[1], intern(event.type), intern(event.course_id),
+            intern(lesson_id) if lesson_id is not None else None,
+            intern(quiz_id) if quiz_id is not None else None,
+        ))  # fmt: skip
         recent.sort(key=lambda item: (item[0], item[1]), reverse=True)
         del recent[RECENT_ACTIVITY:]
         self.derived.pop("recent", None)
