@@ -1,0 +1,96 @@
+"""Micro-benchmark of the worker's hot path without Faust: processing and the sink.
+
+``python -m bench.processor_micro [--events N] [--students S] [--batch B]`` builds a
+random stream (lesson progress, quizzes, enrollments over 50 courses and five days),
+runs it through ``EventProcessor.process`` in batches with an empty state store, then
+writes every batch's rows with ``ClickHouseSink.write`` into a fresh embedded engine,
+and prints CPU microseconds per event for each part. CPU time (not wall time) is
+reported because the machines are shared; the GC thresholds are the worker's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import random
+import tempfile
+import time
+
+import orjson
+
+from infra.clickhouse import shared_client
+from schemas.events import ParsedEvent
+from streams.processor import BatchResult, EventProcessor, Message
+from streams.sink import ClickHouseSink
+from streams.student_state import StudentState
+
+NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+
+
+class EmptyStore:
+    """A deployment that has seen nothing yet."""
+
+    def load_states(self, student_ids: list[str]) -> dict[str, StudentState]:
+        return {}
+
+    def counted_since(self, versions: dict[str, int]) -> list[ParsedEvent]:
+        return []
+
+    def counted_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        return {}
+
+
+def stream(events: int, students: int, seed: int = 1) -> list[Message]:
+    """A random stream keyed by student, as producers send it."""
+    rng = random.Random(seed)
+    messages = []
+    for i in range(events):
+        student = f"s{rng.randrange(students)}"
+        at = (NOW - dt.timedelta(minutes=rng.randrange(60 * 24 * 5))).isoformat()
+        base = {"eventId": f"e{i}", "studentId": student, "courseId": f"c{rng.randrange(50)}",
+                "occurredAt": at}  # fmt: skip
+        roll = rng.random()
+        if roll < 0.7:
+            event = {**base, "type": "lesson_progress", "lessonId": f"l{rng.randrange(20)}",
+                     "completed": rng.random() < 0.5, "timeSpent": rng.randint(1, 30),
+                     "timezone": "Europe/Paris"}  # fmt: skip
+        elif roll < 0.9:
+            event = {**base, "type": "quiz_completed", "quizId": f"q{rng.randrange(3)}",
+                     "score": rng.randint(0, 100), "timeSpent": 5}  # fmt: skip
+        else:
+            event = {**base, "type": "enrolled"}
+        messages.append(Message("learning-events", 0, i, student.encode(), orjson.dumps(event)))
+    return messages
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--students", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=5000)
+    args = parser.parse_args(argv)
+    gc.set_threshold(100_000, 50, 100)  # as the worker (streams/app.py)
+    messages = stream(args.events, args.students)
+    processor = EventProcessor(EmptyStore())
+    started = time.process_time()
+    results: list[BatchResult] = [
+        processor.process(messages[i : i + args.batch], NOW, i + 1)
+        for i in range(0, len(messages), args.batch)
+    ]
+    processing = time.process_time() - started
+    with tempfile.TemporaryDirectory() as data:
+        sink = ClickHouseSink(shared_client(f"chdb://{data}"))
+        started = time.process_time()
+        rows = sum(sink.write(result.tables) for result in results)
+        writing = time.process_time() - started
+    per = 1e6 / args.events
+    print(f"events {args.events}, students {args.students}, batch {args.batch}, rows {rows}")
+    rate = args.events / processing
+    print(f"processing: {processing * per:.1f} µs CPU/event ({rate:,.0f} events/s)")
+    print(f"sink write: {writing * per:.1f} µs CPU/event (orjson + ClickHouse parse, all threads)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
