@@ -274,6 +274,7 @@ def ingest(
 
 def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
     w, v = raw["worker"], raw["verify"]
+    full_size = raw["students"] >= 100_000
     size = f"{raw['events'] / 1e6:g}M ev / {raw['students'] / 1e3:g}k students"
     rows = [
         Metric(f"ingest: worker events/s ({size}, {raw['messages']:,} msgs)",
@@ -313,7 +314,8 @@ def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
         Metric("ingest: worker peak RSS", f"{w['peak_rss_mib']:,.0f} MiB", "", None),
         Metric(f"memory: worker RSS with {raw['students'] / 1e3:g}k students of state",
                f"{w['rss_end_mib']:,.0f} MiB (start {w['rss_start_mib']:,.0f})",
-               "≤ 1 GiB for 100k", w["rss_end_mib"] <= 1024),
+               "≤ 1 GiB for 100k" + ("" if full_size else " (not judged at this size)"),
+               w["rss_end_mib"] <= 1024 if full_size else None),
         Metric("ingest: reference, naive Faust agent (3 tables)", "", REFERENCE["naive_faust"],
                None),
         Metric("ingest: reference, plain confluent loop", "", REFERENCE["plain_loop"], None),
