@@ -96,6 +96,7 @@ class Worker:
         # young generation less often saves a third of the CPU per event.
         gc.set_threshold(100_000, 50, 100)
         s = self.settings
+        shorten_fetch_wait(s.fetch_max_wait_ms)
         app = faust.App(
             "eduknit-worker",
             broker=f"kafka://{s.bootstrap_servers}",
@@ -319,6 +320,29 @@ class Worker:
         it (seen after a broker restart, which revokes every partition).
         """
         self._revoked |= {tp.partition for tp in revoked if tp.topic == events_schema.TOPIC}
+
+
+def shorten_fetch_wait(max_wait_ms: int) -> None:
+    """Make Faust's consumer ask the broker to answer a fetch within ``max_wait_ms``.
+
+    faust-streaming hard-codes ``fetch_max_wait_ms=1500`` for its consumer, and
+    Tansu holds an empty fetch that long even when new records arrive meanwhile:
+    produce-to-consume took p50 0.38 s / p99 0.75 s with it, 0.02 / 0.06 s with
+    100 ms (bench, plain aiokafka). Faust creates the consumer through the
+    ``aiokafka`` module at call time, so a subclass put there takes effect.
+    """
+    import aiokafka
+
+    original = getattr(aiokafka.AIOKafkaConsumer, "_eduknit_original", aiokafka.AIOKafkaConsumer)
+
+    class LowLatencyConsumer(original):  # type: ignore[misc, valid-type]
+        _eduknit_original = original
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["fetch_max_wait_ms"] = max_wait_ms
+            super().__init__(*args, **kwargs)
+
+    aiokafka.AIOKafkaConsumer = LowLatencyConsumer  # type: ignore[misc]
 
 
 def _message(event: faust.EventT) -> Message:
