@@ -55,7 +55,8 @@ lint: $(VENV)/.installed
 
 compose-check:                   ## validate docker-compose.yml (installs Debian's docker-compose)
 	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq docker-compose)
-	docker-compose -f docker-compose.yml config --quiet
+	EDUKNIT_JWT_SECRET=$${EDUKNIT_JWT_SECRET:-validation-only-secret-0123456789abcdef} \
+		docker-compose -f docker-compose.yml config --quiet
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
