@@ -37,8 +37,8 @@ class EmptyStore:
     def counted_since(self, versions: dict[str, int]) -> list[ParsedEvent]:
         return []
 
-    def counted_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        return {}
+    def counted(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        return set()
 
 
 def stream(events: int, students: int, seed: int = 1) -> list[Message]:

@@ -62,8 +62,8 @@ class StateStore(Protocol):
         """Counted events of these students written by flushes after ``versions[sid]``."""
         ...
 
-    def counted_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """For (student, event) pairs in ``learning_events``: the flush that wrote them."""
+    def counted(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (student, event) pairs of ``keys`` that ``learning_events`` holds."""
         ...
 
 
@@ -165,7 +165,7 @@ class EventProcessor:
             for _, p in valid
             if p.occurred_ms < cutoff and not states[p.student_id].seen(p.event_id)
         ]
-        counted_before = self.store.counted_versions(cold) if cold else {}
+        counted_before = self.store.counted(cold) if cold else set()
         unwritten = self.unwritten_old
 
         event_rows = []

@@ -11,8 +11,6 @@ and acknowledges the batch's offsets only after ``write`` returned.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -41,10 +39,8 @@ REPLAY_COLUMNS = (
     "time_spent_minutes, progress, score, batch_version"
 )
 
+
 # Test hook for fault injection: called with the table name before each insert.
-FaultHook = Callable[[str], None]
-
-
 class ClickHouseSink:
     """Writes rows and serves the processor's ``StateStore`` look-ups."""
 
@@ -56,8 +52,6 @@ class ClickHouseSink:
         """
         self.client = client
         self.writer = writer or client
-        self.fault_hook: FaultHook | None = None
-        self._lock = threading.Lock()
 
     def write(self, tables: dict[str, list[rows.Row]]) -> int:
         """Insert every table's rows in the safe order; return the row count."""
@@ -65,23 +59,20 @@ class ClickHouseSink:
         if unknown:
             raise ValueError(f"no write order for tables {sorted(unknown)}")
         written = 0
-        with self._lock:
-            for table in WRITE_ORDER:
-                table_rows = tables.get(table)
-                if not table_rows:
-                    continue
-                if self.fault_hook is not None:
-                    self.fault_hook(table)
-                # orjson writes the rows as JSON in C; ClickHouse parses them in C++:
-                # several times cheaper than the driver's per-value native encoding.
-                self.writer.raw_insert(
-                    table,
-                    column_names=rows.COLUMNS[table],
-                    insert_block=b"\n".join(map(orjson.dumps, table_rows)),
-                    settings=INSERT_SETTINGS,
-                    fmt="JSONCompactEachRow",
-                )
-                written += len(table_rows)
+        for table in WRITE_ORDER:
+            table_rows = tables.get(table)
+            if not table_rows:
+                continue
+            # orjson writes the rows as JSON in C; ClickHouse parses them in C++:
+            # several times cheaper than the driver's per-value native encoding.
+            self.writer.raw_insert(
+                table,
+                column_names=rows.COLUMNS[table],
+                insert_block=b"\n".join(map(orjson.dumps, table_rows)),
+                settings=INSERT_SETTINGS,
+                fmt="JSONCompactEachRow",
+            )
+            written += len(table_rows)
         return written
 
     def load_states(self, student_ids: list[str]) -> dict[str, StudentState]:
@@ -114,20 +105,18 @@ class ClickHouseSink:
                     replay.append(replayed_event(row))
         return replay
 
-    def counted_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """For (student, event) pairs in ``learning_events``: the oldest flush that wrote them."""
-        found: dict[tuple[str, str], int] = {}
+    def counted(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (student, event) pairs of ``keys`` that ``learning_events`` holds."""
+        found: set[tuple[str, str]] = set()
         for start in range(0, len(keys), LOOKUP_CHUNK):
             chunk = keys[start : start + LOOKUP_CHUNK]
             result = self.client.query(
-                "SELECT student_id, event_id, min(batch_version) FROM learning_events "
+                "SELECT DISTINCT student_id, event_id FROM learning_events "
                 "WHERE student_id IN {sids:Array(String)} "
-                "AND (student_id, event_id) IN {keys:Array(Tuple(String, String))} "
-                "GROUP BY student_id, event_id",
+                "AND (student_id, event_id) IN {keys:Array(Tuple(String, String))}",
                 parameters={"sids": sorted({k[0] for k in chunk}), "keys": chunk},
             )
-            for student_id, event_id, version in result.result_rows:
-                found[(student_id, event_id)] = int(version)
+            found.update((student_id, event_id) for student_id, event_id in result.result_rows)
         return found
 
     def max_version(self) -> int:

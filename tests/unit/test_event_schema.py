@@ -491,8 +491,8 @@ class EmptyStore:
     def load_states(self, student_ids: list[str]) -> dict[str, StudentState]:
         return {}
 
-    def counted_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        return {}
+    def counted(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        return set()
 
     def counted_since(self, versions: dict[str, int]) -> list[ParsedEvent]:
         return []

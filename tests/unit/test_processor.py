@@ -4,7 +4,7 @@ The ``StateStore`` is implemented here in memory, as ClickHouse would behave:
 rows replace older rows of the same key when their version is not lower
 (ReplacingMergeTree), ``load_states`` reads the ``student_state`` snapshots,
 ``counted_since`` replays ``learning_events`` rows written after a snapshot (in
-no particular order, as ClickHouse gives them) and ``counted_versions`` reads
+no particular order, as ClickHouse gives them) and ``counted`` reads
 ``learning_events`` (student, event) -> ``batch_version``. Tests write to it
 only the rows a scenario says were written, which simulates restarts and
 crashes at any point of a flush (``WRITE_ORDER``) or of a snapshot. Clock fixed.
@@ -87,11 +87,9 @@ class MemoryStore:
         self.replays.append((dict(versions), sorted(p.event_id for p in replay)))
         return replay
 
-    def counted_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    def counted(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         self.lookups.append(list(keys))
-        events = self.tables["learning_events"]
-        version = col("learning_events", "batch_version")
-        return {key: events[key][version] for key in keys if key in events}
+        return {key for key in keys if key in self.tables["learning_events"]}
 
     # -- what a sink would do
     def insert(self, table: str, table_rows: Iterable[list[Any]]) -> None:
