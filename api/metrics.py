@@ -147,7 +147,9 @@ def recent_activity(record: SummaryRecord | None) -> list[RecentActivity]:
     """The worker's newest-first list of recent events (at most 10)."""
     if record is None:
         return []
-    items = orjson.loads(record.recent_activity)
+    items = record.recent_activity
+    if isinstance(items, str):
+        items = orjson.loads(items)
     return [RecentActivity.model_validate(item) for item in items[:RECENT_LIMIT]]
 
 

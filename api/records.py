@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,8 @@ class SummaryRecord:
     active_days: tuple[dt.date, ...] = ()  # sorted
     level_reached_at: tuple[dt.datetime, ...] = ()  # element i: when level i+2 was reached
     last_event_tz: str = ""
-    recent_activity: str = "[]"  # JSON list in the SPEC's recentActivity shape
+    # The SPEC's recentActivity list: JSON text (student_summary) or decoded (payload).
+    recent_activity: str | list[dict[str, Any]] = "[]"
 
 
 @dataclass(frozen=True, slots=True)

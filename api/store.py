@@ -1,9 +1,13 @@
-"""ClickHouse reads of the API: one round trip per dashboard, one per apply check.
+"""ClickHouse reads of the API: one point read per dashboard, one per apply check.
 
-``load_student`` reads a student's courses, their catalog entries, the summary
-row and the daily rows a request needs in a single ``UNION ALL`` query (every
-branch filters by ``student_id`` first, the head of each sort key, and reads
-the ReplacingMergeTree tables with ``FINAL``). ``event_applied`` tells whether
+``load_student`` reads the student's ``student_dashboard`` row (one column of
+one row in small granules: ~1 ms in the embedded engine) and takes the titles
+from the catalog kept by ``api.catalog_cache``. A student written before that
+table existed (migration 0004) has no such row yet: then the courses, their
+catalog entries, the summary row and the daily rows are read from the aggregate
+tables in a single ``UNION ALL`` query (every branch filters by ``student_id``
+first, the head of each sort key, and reads the ReplacingMergeTree tables with
+``FINAL``); both give the same records. ``event_applied`` tells whether
 the worker has counted an event (its ``learning_events`` row exists; the worker
 writes that row after the aggregates, so the aggregates then include it).
 
@@ -20,6 +24,8 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from api import payload
+from api.catalog_cache import CatalogCache
 from api.records import CatalogEntry, CourseRecord, DayRecord, StudentData, SummaryRecord
 from api.timeutil import as_utc
 
@@ -66,6 +72,9 @@ WHERE student_id = {{student:String}}
   AND ((local_date >= {{since:Date}} AND local_date <= {{until:Date}})
        OR ({{with_active:UInt8}} = 1 AND completions > 0))
 """
+
+_DASHBOARD_SQL = "SELECT payload FROM student_dashboard FINAL WHERE student_id = {student:String}"
+CATALOG = CatalogCache()
 
 _APPLIED_SQL = (
     "SELECT count() FROM learning_events "
@@ -122,6 +131,29 @@ def load_student(
     notifications. Callers
     widen the range by ``DATE_MARGIN`` when "today" is not known yet.
     """
+    try:
+        found = client.query(_DASHBOARD_SQL, parameters={"student": student_id}).result_rows
+        if not found:
+            return load_student_from_aggregates(
+                client, student_id, since, until, all_active_days=all_active_days
+            )
+        data = payload.decode(found[0][0], since, until, all_active_days=all_active_days)
+        catalog = CATALOG.entries(client, (course.course_id for course in data.courses))
+    except (ClickHouseError, OSError) as exc:
+        log.error("ClickHouse read failed for a dashboard: %s", exc)
+        raise StoreUnavailable("ClickHouse is unavailable; try again shortly") from exc
+    return StudentData(data.courses, catalog, data.summary, data.days)
+
+
+def load_student_from_aggregates(
+    client: Client,
+    student_id: str,
+    since: dt.date,
+    until: dt.date,
+    *,
+    all_active_days: bool = False,
+) -> StudentData:
+    """``load_student`` from the four aggregate tables (students without a dashboard row)."""
     parameters = {
         "student": student_id,
         "since": since,

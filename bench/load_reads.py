@@ -12,7 +12,9 @@ minutes on 2 cores; producing them through the worker would take far longer):
   completion is a first completion and each quiz's points are floor(score/10));
 - the aggregates the worker would write for exactly those events
   (``student_courses``, ``student_course_daily``, ``student_summary``) computed
-  from ``learning_events`` with GROUP BY, and the catalog of ``bench.workload``.
+  from ``learning_events`` with GROUP BY, the ``student_dashboard`` payloads the
+  API reads built from those three in the worker's JSON shape
+  (``streams.rows.dashboard_row``), and the catalog of ``bench.workload``.
 
 ``--granularity N`` (an experiment, not the project's schema) recreates the
 aggregate tables with ``index_granularity = N`` first. Prints
@@ -119,6 +121,33 @@ FROM (
 """
 
 
+_MS = "toUnixTimestamp64Milli"
+DASHBOARD_SQL = f"""
+INSERT INTO student_dashboard
+SELECT s.student_id,
+       concat('[', toString(s.total_points), ',', toJSONString(s.active_days), ',',
+              toJSONString(arrayMap(t -> {_MS}(t), s.level_reached_at)), ',',
+              toJSONString(s.last_event_tz), ',', s.recent_activity, ',',
+              if(empty(c.courses), '[]', c.courses), ',', if(empty(d.days), '[]', d.days), ']'),
+       1
+FROM student_summary AS s
+LEFT JOIN (
+    SELECT student_id, concat('[', arrayStringConcat(arraySort(groupArray(toJSONString(tuple(
+               course_id, enrolled, {_MS}(first_enrolled_at), completed_lessons,
+               arrayMap(t -> {_MS}(t), completion_times), reported_progress,
+               {_MS}(reported_progress_at), time_spent_minutes, {_MS}(last_activity_at))))),
+               ','), ']') AS courses
+    FROM student_courses GROUP BY student_id
+) AS c USING student_id
+LEFT JOIN (
+    SELECT student_id, concat('[', arrayStringConcat(arraySort(groupArray(toJSONString(tuple(
+               local_date, course_id, minutes, lessons_completed, completions,
+               quizzes_completed, quiz_score_sum, points, {_MS}(first_completion_at))))),
+               ','), ']') AS days
+    FROM student_course_daily GROUP BY student_id
+) AS d USING student_id
+"""
+
 AGGREGATE_KEYS = {
     "student_courses": "(student_id, course_id)",
     "student_course_daily": "(student_id, local_date, course_id)",
@@ -158,7 +187,8 @@ def load(
     )  # fmt: skip
     for name, statement in (("learning_events", sql), ("student_courses", COURSES_SQL),
                             ("student_course_daily", DAILY_SQL),
-                            ("student_summary", SUMMARY_SQL)):  # fmt: skip
+                            ("student_summary", SUMMARY_SQL),
+                            ("student_dashboard", DASHBOARD_SQL)):  # fmt: skip
         started = time.perf_counter()
         client.command(statement, settings={"max_threads": 2, "max_insert_threads": 2})
         timings[name] = round(time.perf_counter() - started, 1)
@@ -171,11 +201,11 @@ def load(
     )
     started = time.perf_counter()
     for table in ("learning_events", "student_courses", "student_course_daily",
-                  "student_summary"):  # fmt: skip
+                  "student_summary", "student_dashboard"):  # fmt: skip
         client.command(f"OPTIMIZE TABLE {table} FINAL")
     timings["optimize"] = round(time.perf_counter() - started, 1)
     for table in ("learning_events", "student_courses", "student_course_daily",
-                  "student_summary", "course_catalog"):  # fmt: skip
+                  "student_summary", "student_dashboard", "course_catalog"):  # fmt: skip
         timings[f"rows_{table}"] = client.query(f"SELECT count() FROM {table}").result_rows[0][0]
     return timings
 

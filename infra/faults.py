@@ -33,6 +33,7 @@ OUTAGE_MESSAGE = "ClickHouse unavailable (fault injected: {flag} exists)"
 # The client methods every query, command and insert goes through (HTTP and chdb clients).
 _GATED = ("_query_with_context", "data_insert", "raw_insert", "command", "raw_query", "raw_stream")
 _INSERTS = ("data_insert", "raw_insert")
+_MAYBE_INSERTS = ("raw_query",)  # the embedded sink sends rows inline in an INSERT statement
 
 
 def flag_path(data_path: Path) -> Path:
@@ -55,10 +56,22 @@ def set_clickhouse_down(data_path: Path, down: bool, *, writes_only: bool = Fals
         flag.unlink(missing_ok=True)
 
 
-def _gate(method: Callable[..., Any], flags: tuple[Path, ...]) -> Callable[..., Any]:
+def _is_insert(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    query = kwargs.get("query", args[1] if len(args) > 1 else "")
+    return isinstance(query, str) and query.lstrip()[:6].upper() == "INSERT"
+
+
+def _gate(
+    method: Callable[..., Any], flags: tuple[Path, ...], write_flag: Path | None = None
+) -> Callable[..., Any]:
+    """``method`` failing while a flag exists (``write_flag`` too, for INSERT statements)."""
+
     @functools.wraps(method)
     def gated(*args: Any, **kwargs: Any) -> Any:
-        for flag in flags:
+        checked = flags
+        if write_flag is not None and _is_insert(args, kwargs):
+            checked = (*flags, write_flag)
+        for flag in checked:
             if flag.exists():
                 raise OperationalError(OUTAGE_MESSAGE.format(flag=flag))
         return method(*args, **kwargs)
@@ -81,8 +94,9 @@ def install(client: Client, data_path: Path) -> Client:
         if method is None:
             continue
         method = getattr(method, "_eduknit_original", method)
-        flags = (flag, flag.with_name(WRITES_FLAG_NAME)) if name in _INSERTS else (flag,)
-        setattr(cls, name, _gate(method, flags))
+        writes_flag = flag.with_name(WRITES_FLAG_NAME)
+        flags = (flag, writes_flag) if name in _INSERTS else (flag,)
+        setattr(cls, name, _gate(method, flags, writes_flag if name in _MAYBE_INSERTS else None))
     log.warning("fault injection enabled: ClickHouse calls fail while %s exists", flag)
     return client
 

@@ -190,6 +190,7 @@ class EventProcessor:
             result.add("student_courses", rows.course_rows(state, now, version))
             result.add("student_course_daily", rows.daily_rows(state, version))
             result.add("student_summary", [rows.summary_row(state, now, version)])
+            result.add("student_dashboard", [rows.dashboard_row(state, now, version)])
             state.clear_dirty()
             state.derived.clear()  # a third of a state's memory; rebuilt when next needed
         result.add("learning_events", event_rows)

@@ -39,6 +39,7 @@ COLUMNS: dict[str, list[str]] = {
         "version",
     ],
     "student_state": ["student_id", "kafka_partition", "state", "version"],
+    "student_dashboard": ["student_id", "payload", "version"],
     "course_catalog": ["course_id", "title", "total_lessons", "deleted", "updated_at", "version"],
     "dead_letters": [
         "received_at", "topic", "kafka_partition", "kafka_offset", "message_key", "reason",
@@ -138,10 +139,14 @@ def recent_activity(state: StudentState) -> list[dict[str, Any]]:
     return items
 
 
-def _points_and_levels(state: StudentState) -> tuple[int, list[dt.datetime | None]]:
+def _points_and_levels(state: StudentState) -> tuple[int, list[int]]:
     timeline = state.points_timeline()
     total = sum(points for _, _, points in timeline)
-    return total, [ms_to_datetime(at) for at in level_reached(timeline)]
+    return total, level_reached(timeline)
+
+
+def _recent_json(state: StudentState) -> bytes:
+    return state.cached("recent", lambda: orjson.dumps(recent_activity(state)))
 
 
 def summary_row(state: StudentState, now: dt.datetime, version: int) -> Row:
@@ -150,10 +155,61 @@ def summary_row(state: StudentState, now: dt.datetime, version: int) -> Row:
     latest = state.latest or (0, "", "+00:00")
     return [
         state.student_id, total, total // 100 + 1,
-        [day_of(day) for day in sorted(state.active_days)], levels,
-        ms_to_datetime(latest[0]), latest[2], state.events_counted,
-        state.cached("recent", lambda: orjson.dumps(recent_activity(state)).decode()), now, version,
+        [day_of(day) for day in sorted(state.active_days)],
+        [ms_to_datetime(at) for at in levels], ms_to_datetime(latest[0]), latest[2],
+        state.events_counted, _recent_json(state).decode(), now, version,
     ]  # fmt: skip
+
+
+# The API needs daily rows of the last DASHBOARD_DAYS days (statistics go back
+# 365 days from the learner's today, which is within a day of the UTC date), and
+# of every active day whenever it was (streak-milestone notifications).
+DASHBOARD_DAYS = 372
+
+
+@lru_cache(maxsize=1 << 12)
+def iso_day(ordinal: int) -> str:
+    """``YYYY-MM-DD`` of a stored date ordinal."""
+    return day_of(ordinal).isoformat()
+
+
+def dashboard_row(state: StudentState, now: dt.datetime, version: int) -> Row:
+    """The ``student_dashboard`` row: everything the API reads for one student, as JSON.
+
+    ``payload`` is ``[total points, active days, level-reached times, zone of the
+    latest event, recent activity, courses, days]`` with times as epoch
+    milliseconds and dates as ``YYYY-MM-DD``; a course is ``[id, enrolled, first
+    enrolled at, completed lessons, completion times, reported progress, reported
+    at, minutes, last activity at]`` and a day ``[date, course, minutes, first
+    completions, completions, quizzes, quiz score sum, points, first completion at]``
+    (the columns of ``student_courses`` and ``student_course_daily``). The API
+    decodes it in ``api.store``; ``bench.load_reads`` builds the same shape in SQL.
+    """
+    total, levels = state.cached("levels", lambda: _points_and_levels(state))
+    latest = state.latest or (0, "", "+00:00")
+    courses = []
+    for course_id, c in sorted(state.courses.items()):
+        courses.append([
+            course_id, 1 if c.enrolled else 0, c.first_enrolled_at, len(c.lessons),
+            sorted(at for at, _, _ in c.lessons.values()),
+            c.progress[2] if c.progress else None, c.progress[0] if c.progress else None,
+            from_micro(c.minutes), c.last_activity_at,
+        ])  # fmt: skip
+    oldest = now.date().toordinal() - DASHBOARD_DAYS
+    days = []
+    for (day, course_id), facts in sorted(state.days.items()):
+        if day < oldest and not facts.completions:
+            continue
+        lessons, points = state.points_by_day(course_id).get(day, (0, 0))
+        days.append([
+            iso_day(day), course_id, from_micro(facts.minutes), lessons, facts.completions,
+            facts.quizzes, from_micro(facts.score_sum), points, facts.first_completion_at,
+        ])  # fmt: skip
+    payload = orjson.dumps([
+        total, [iso_day(day) for day in sorted(state.active_days)], levels, latest[2],
+        orjson.Fragment(_recent_json(state)), courses, days,
+    ])  # fmt: skip
+    return [state.student_id, payload.decode(), version]
 
 
 def state_row(state: StudentState, version: int) -> Row:
@@ -167,6 +223,7 @@ __all__ = [
     "LESSON_POINTS",
     "course_rows",
     "daily_rows",
+    "dashboard_row",
     "event_row",
     "iso_ms",
     "ms_to_datetime",

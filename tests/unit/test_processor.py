@@ -38,8 +38,9 @@ KEYS = {
     "student_course_daily": (["student_id", "local_date", "course_id"], "version"),
     "student_summary": (["student_id"], "version"),
     "student_state": (["student_id"], "version"),
+    "student_dashboard": (["student_id"], "version"),
 }
-AGGREGATES = ("student_courses", "student_course_daily", "student_summary")
+AGGREGATES = ("student_courses", "student_course_daily", "student_summary", "student_dashboard")
 BATCH_TABLES = ("learning_events", *AGGREGATES)  # what ``process`` returns for counted events
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import orjson
+import pytest
 from clickhouse_connect.driver.client import Client
 
 from streams.processor import EventProcessor, Message
@@ -31,9 +32,10 @@ def _messages(student: str) -> list[Message]:
     ]
 
 
-def test_written_rows_are_read_back(ch_client: Client, unique_id: str) -> None:
-    student = f"sink-{unique_id}"
-    sink = ClickHouseSink(ch_client)
+@pytest.mark.parametrize("inline", [False, True], ids=["insert-file", "inline"])
+def test_written_rows_are_read_back(ch_client: Client, unique_id: str, inline: bool) -> None:
+    student = f"sink-{unique_id}-{inline}"
+    sink = ClickHouseSink(ch_client, inline_inserts=inline)
     result = EventProcessor(sink).process(_messages(student), NOW, 7)
     written = sink.write(result.tables)
     assert written == sum(len(rows) for rows in result.tables.values()) > 0
@@ -52,3 +54,17 @@ def test_written_rows_are_read_back(ch_client: Client, unique_id: str) -> None:
     replayed = sink.counted_since({student: 0})
     assert sorted(p.event_id for p in replayed) == [f"{student}-1", f"{student}-2"]
     assert sink.counted_since({student: 7}) == []
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["insert-file", "inline"])
+def test_awkward_text_survives_the_insert(ch_client: Client, unique_id: str, inline: bool) -> None:
+    """Quotes, backslashes, newlines, braces and non-ASCII text arrive unchanged."""
+    awkward = 'he said "hi";\n\\ {x} \u00e9\u4e2d\U0001f600 \\N ;'
+    key = f"dlq-{unique_id}-{inline}"
+    row = [NOW, "learning-events", 0, 1, key, awkward, None, awkward + "\n;"]
+    ClickHouseSink(ch_client, inline_inserts=inline).write({"dead_letters": [row]})
+    stored = ch_client.query(
+        "SELECT reason, payload FROM dead_letters WHERE message_key = {k:String}",
+        parameters={"k": key},
+    ).result_rows
+    assert stored == [(awkward, awkward + "\n;")]

@@ -1,0 +1,65 @@
+"""Decode a ``student_dashboard`` payload into the API's records (pure logic).
+
+The worker writes one JSON payload per student (``streams.rows.dashboard_row``);
+``decode`` turns it into the same ``StudentData`` the four aggregate tables give
+(``api.store``), except the catalog, which the caller adds. Times arrive as epoch
+milliseconds, dates as ``YYYY-MM-DD``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+
+from api.records import CourseRecord, DayRecord, StudentData, SummaryRecord
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _at(ms: int | None) -> dt.datetime | None:
+    return None if ms is None else _EPOCH + dt.timedelta(milliseconds=ms)
+
+
+def _course(item: list[Any]) -> CourseRecord:
+    course_id, enrolled, first_at, lessons, completions, progress, progress_at, minutes, last = item
+    return CourseRecord(
+        course_id=course_id, enrolled=bool(enrolled), first_enrolled_at=_at(first_at),
+        completed_lessons=lessons, completion_times=tuple(_EPOCH + dt.timedelta(milliseconds=ms)
+                                                          for ms in completions),
+        reported_progress=progress, reported_progress_at=_at(progress_at),
+        time_spent_minutes=minutes, last_activity_at=_at(last),
+    )  # fmt: skip
+
+
+def _day(item: list[Any]) -> DayRecord:
+    day, course_id, minutes, lessons, completions, quizzes, score_sum, points, first_at = item
+    return DayRecord(
+        local_date=dt.date.fromisoformat(day), course_id=course_id, minutes=minutes,
+        lessons_completed=lessons, completions=completions, quizzes_completed=quizzes,
+        quiz_score_sum=score_sum, points=points, first_completion_at=_at(first_at),
+    )  # fmt: skip
+
+
+def decode(
+    payload: str | bytes, since: dt.date, until: dt.date, *, all_active_days: bool = False
+) -> StudentData:
+    """The records of a payload, with the daily rows dated ``since``..``until``.
+
+    With ``all_active_days`` the rows of every active date (one with
+    completions) are kept too, as ``api.store.load_student`` reads them.
+    """
+    total, active, levels, zone, recent, courses, days = orjson.loads(payload)
+    first, last = since.isoformat(), until.isoformat()  # ISO dates sort as dates
+    kept = [
+        _day(item) for item in days if first <= item[0] <= last or (all_active_days and item[4] > 0)
+    ]
+    summary = SummaryRecord(
+        total_points=total,
+        active_days=tuple(dt.date.fromisoformat(day) for day in active),
+        level_reached_at=tuple(_EPOCH + dt.timedelta(milliseconds=ms) for ms in levels),
+        last_event_tz=zone,
+        recent_activity=recent,
+    )
+    return StudentData(tuple(map(_course, courses)), {}, summary, tuple(kept))
