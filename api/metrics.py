@@ -192,7 +192,14 @@ def statistics(student_id: str, data: StudentData, today: dt.date, days: int) ->
     daily: list[DailyStatistics] = []
     for offset in range(days):
         day = start + offset * ONE_DAY
-        rows = grouped.get(day, [])
+        rows = grouped.get(day)
+        if not rows:  # most dates of a long period: skip validating a row of zeros
+            daily.append(
+                DailyStatistics.model_construct(
+                    date=day, minutes=0.0, lessons_completed=0, quizzes_completed=0, points=0
+                )
+            )
+            continue
         daily.append(
             DailyStatistics(
                 date=day,

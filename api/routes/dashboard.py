@@ -69,6 +69,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _json(model: RealtimeDashboard | Statistics) -> Response:
+    """The model as its JSON response, serialised once in pydantic's Rust core.
+
+    Returning the model itself would make FastAPI validate it again against the
+    ``response_model`` on a second trip to the thread pool, then serialise it:
+    about a third of a dashboard's CPU. The ``response_model`` still documents
+    the answer in the OpenAPI schema, and the JSON is the same (by alias).
+    """
+    return Response(content=model.model_dump_json(by_alias=True), media_type="application/json")
+
+
 def _reader(principal: Principal, requested: str | None) -> str:
     try:
         return student_to_read(principal, requested)
@@ -92,10 +103,10 @@ def realtime(
     clock: ClockDep,
     tz: TzQuery = None,
     student_id: StudentQuery = None,
-) -> RealtimeDashboard:
+) -> Response:
     """Courses, weekly activity, summary, recent activity and notifications of one student."""
     student = _reader(principal, student_id)
-    return realtime_view(client, student, tz, clock())
+    return _json(realtime_view(client, student, tz, clock()))
 
 
 @router.get("/statistics", response_model=Statistics, responses=ERRORS)
@@ -106,10 +117,10 @@ def statistics(
     days: DaysQuery = 30,
     tz: TzQuery = None,
     student_id: StudentQuery = None,
-) -> Statistics:
+) -> Response:
     """Daily figures and totals over the last ``days`` local dates, and per course."""
     student = _reader(principal, student_id)
-    return statistics_view(client, student, days, tz, clock())
+    return _json(statistics_view(client, student, days, tz, clock()))
 
 
 @router.post(
