@@ -48,6 +48,7 @@ def from_micro(value: int) -> float:
 
 
 T = TypeVar("T")
+_MISSING = object()
 
 # (occurred_ms, event_id): the total order of events used everywhere below.
 Stamp = tuple[int, str]
@@ -124,8 +125,10 @@ class StudentState:
     latest: tuple[int, str, str] | None = None  # (at, event id, zone label)
     events_counted: int = 0
     version: int = 0  # flush version that last persisted this state
-    dirty_courses: set[str] = field(default_factory=set)
-    dirty_days: set[tuple[int, str]] = field(default_factory=set)
+    # Emptied after every emission: a state between batches holds no set (an empty
+    # set is 216 bytes, a fifth of a small state).
+    dirty_courses: set[str] | None = None
+    dirty_days: set[tuple[int, str]] | None = None
     dirty: bool = False
     # Values derived from the facts (points timeline, points per day, recent
     # activity), cached until the facts they depend on change; never persisted.
@@ -133,11 +136,10 @@ class StudentState:
 
     def cached(self, key: Any, compute: Callable[[], T]) -> T:
         """``compute()``, remembered under ``key`` until the points or recent events change."""
-        try:
-            return self.derived[key]  # type: ignore[no-any-return]
-        except KeyError:
+        value = self.derived.get(key, _MISSING)
+        if value is _MISSING:  # the usual case: derived values are dropped after each emission
             value = self.derived[key] = compute()
-            return value
+        return value  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ apply
     def seen(self, event_id: str) -> bool:
@@ -159,6 +161,8 @@ class StudentState:
         course = self.courses.get(course_id)
         if course is None:
             course = self.courses[course_id] = CourseFacts()
+        if self.dirty_courses is None:
+            self.dirty_courses = set()
         self.dirty_courses.add(course_id)
 
         kind = event.type
@@ -184,8 +188,13 @@ class StudentState:
         facts = self.days.get(key)
         if facts is None:
             facts = self.days[key] = DayFacts()
-        self.dirty_days.add(key)
+        self._day_changed(key)
         return facts
+
+    def _day_changed(self, key: tuple[int, str]) -> None:
+        if self.dirty_days is None:
+            self.dirty_days = set()
+        self.dirty_days.add(key)
 
     def _activity(
         self, parsed: ParsedEvent, course: CourseFacts, course_id: str, day: int
@@ -213,7 +222,7 @@ class StudentState:
         first = course.lessons.get(lesson_id)
         if first is None or stamp < first[:2]:
             if first is not None:  # an earlier completion arrived late: move the day
-                self.dirty_days.add((first[2], course_id))
+                self._day_changed((first[2], course_id))
             course.lessons[lesson_id] = (stamp[0], stamp[1], day)
             self._points_changed(course_id)
 
@@ -229,7 +238,7 @@ class StudentState:
         if any(a.stamp < stamp and a.score >= score for a in records):
             return  # an earlier attempt was at least as good: never earns points
         for attempt in records:
-            self.dirty_days.add((attempt.day, course_id))
+            self._day_changed((attempt.day, course_id))
         kept = [a for a in records if not (a.stamp > stamp and a.score <= score)]
         kept.append(Attempt(stamp[0], stamp[1], score, day))
         kept.sort(key=lambda a: a.stamp)
@@ -277,8 +286,8 @@ class StudentState:
 
     def clear_dirty(self) -> None:
         """Mark every row as written."""
-        self.dirty_courses.clear()
-        self.dirty_days.clear()
+        self.dirty_courses = None
+        self.dirty_days = None
         self.dirty = False
 
     # ----------------------------------------------------------------- derived

@@ -980,6 +980,19 @@ def test_iso_ms(value: int, text: str) -> None:
     assert rows.iso_ms(value) == text
 
 
+def test_iso_ms_agrees_with_datetime_formatting() -> None:
+    rng = random.Random(11)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    for _ in range(20_000):
+        value = rng.randrange(-2_208_988_800_000, 4_102_444_800_000)  # years 1900..2100
+        if rng.random() < 0.3:
+            value -= value % 1000  # whole seconds: no fraction in the text
+        moment = epoch + dt.timedelta(milliseconds=value)
+        text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        expected = f"{text}.{value % 1000:03d}Z" if value % 1000 else f"{text}Z"
+        assert rows.iso_ms(value) == expected, value
+
+
 def test_ms_to_datetime() -> None:
     assert rows.ms_to_datetime(None) is None
     assert rows.ms_to_datetime(ms("2026-11-26T09:00:00.123Z")) == dt.datetime(
