@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # replays the counted events written after the last snapshot).
     snapshot_seconds: float = Field(10.0, alias="EDUKNIT_SNAPSHOT_SECONDS", gt=0)
     state_cache_students: int = Field(200_000, alias="EDUKNIT_STATE_CACHE_STUDENTS", ge=100)
+    # The most recently active states kept as objects (~6 KiB each); older idle
+    # ones are kept as their snapshot JSON (~1.5 KiB) until active again. 0: all objects.
+    hot_state_students: int = Field(20_000, alias="EDUKNIT_HOT_STATE_STUDENTS", ge=0)
 
     # Invalid-ratio guard (streams/guard.py): over the last EDUKNIT_INVALID_WINDOW
     # messages, once at least EDUKNIT_INVALID_MIN_COUNT are in, the worker stops

@@ -78,6 +78,7 @@ class Worker:
             max_future_seconds=settings.max_future_seconds,
             max_event_bytes=settings.max_event_bytes,
             cache_students=settings.state_cache_students,
+            hot_students=settings.hot_state_students,
         )
         self.sink_error: str | None = None
         self._last_snapshot = time.monotonic()
@@ -155,8 +156,11 @@ class Worker:
                 snapshot = self._snapshot_rows_if_due()
                 if pending is not None:
                     await pending  # batch N is written and acknowledged
-                self.processor.evict(protect=set(result.students))
-                metrics.STATES_CACHED.set(len(self.processor.states))
+                batch_students = set(result.students)
+                self.processor.evict(protect=batch_students)
+                self.processor.freeze(protect=batch_students)
+                metrics.STATES_CACHED.set(len(self.processor.states) + len(self.processor.frozen))
+                metrics.STATES_FROZEN.set(len(self.processor.frozen))
                 unwritten = list(result.students)
                 commit = self._commit(stream, batch, result, snapshot, started)
                 pending = asyncio.ensure_future(commit)

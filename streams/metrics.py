@@ -34,3 +34,6 @@ SINK_FAILING = Gauge("eduknit_sink_failing", "1 while ClickHouse writes are fail
 GUARD_STOPS = Counter("eduknit_guard_stops_total", "Worker stops by the invalid-ratio guard")
 # Students whose state is in the worker's memory.
 STATES_CACHED = Gauge("eduknit_states_cached", "Student states held in memory")
+STATES_FROZEN = Gauge(
+    "eduknit_states_frozen", "Idle student states held as snapshot JSON (part of states_cached)"
+)

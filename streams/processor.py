@@ -13,6 +13,12 @@ snapshot's), applied again when the state is loaded; snapshots are written
 every few seconds (``snapshot_rows``), not with every batch, because rules are
 order-independent and a replay therefore rebuilds exactly the same state.
 
+Memory: the ``hot_students`` most recently active states are kept as objects;
+older ones, once saved in a snapshot, are kept as their snapshot JSON (a
+quarter of the size) and rebuilt when the student is active again (~10 µs);
+beyond ``cache_students`` in all, the least recently used are dropped (their
+snapshot is in ClickHouse).
+
 Duplicates (SPEC: an ``eventId`` seen twice counts once), in two tiers:
 - an event that happened within ``recent_ids_days`` is checked against the ids
   kept in the student's state (rebuilt by the replay, so it survives restarts);
@@ -27,6 +33,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import orjson
 
 from schemas.dead_letter import DeadLetter, payload_text
 from schemas.errors import InvalidMessage
@@ -119,13 +127,17 @@ class EventProcessor:
         max_future_seconds: float = 86400.0,
         max_event_bytes: int = 65536,
         cache_students: int = 200_000,
+        hot_students: int = 0,
     ) -> None:
         self.store = store
         self.recent_window_ms = int(recent_ids_days * 86_400_000)
         self.max_future = dt.timedelta(seconds=max_future_seconds)
         self.max_event_bytes = max_event_bytes
         self.cache_students = cache_students
+        self.hot_students = hot_students  # 0: every cached state stays an object
         self.states: OrderedDict[str, StudentState] = OrderedDict()
+        # Idle states as (partition, snapshot JSON), least recently used first.
+        self.frozen: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         # Students whose state changed since its last snapshot.
         self.unsnapshotted: set[str] = set()
         # Old events counted by batches not yet written: their ids are pruned from
@@ -204,8 +216,17 @@ class EventProcessor:
         missing = [sid for sid in student_ids if sid not in self.states]
         if missing:
             partitions = {p.student_id: m.partition for m, p in valid}
-            for state in self._load(missing, prune_before).values():
-                state.partition = partitions[state.student_id]
+            unknown = []
+            for sid in missing:
+                kept = self.frozen.pop(sid, None)
+                if kept is None:
+                    unknown.append(sid)
+                    continue
+                state = self.states[sid] = StudentState.from_dict(sid, orjson.loads(kept[1]))
+                state.partition = partitions[sid]
+            if unknown:
+                for state in self._load(unknown, prune_before).values():
+                    state.partition = partitions[state.student_id]
         result = {}
         for sid in student_ids:
             self.states.move_to_end(sid)
@@ -251,28 +272,55 @@ class EventProcessor:
         dropped = set(student_ids)
         for sid in dropped:
             self.states.pop(sid, None)
+            self.frozen.pop(sid, None)
         self.unwritten_old = {key for key in self.unwritten_old if key[0] not in dropped}
 
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop states of students whose partition moved to another worker."""
         for sid in [sid for sid, s in self.states.items() if s.partition in partitions]:
             del self.states[sid]
+        for sid in [sid for sid, (part, _) in self.frozen.items() if part in partitions]:
+            del self.frozen[sid]
+
+    def _idle(self, count: int, protect: set[str] | frozenset[str]) -> list[str]:
+        """Up to ``count`` least recently used states saved in a snapshot, not in ``protect``."""
+        found: list[str] = []
+        if count <= 0:
+            return found
+        unsnapshotted = self.unsnapshotted
+        for sid in self.states:  # least recently used first
+            if sid not in unsnapshotted and sid not in protect:
+                found.append(sid)
+                if len(found) >= count:
+                    break
+        return found
+
+    def freeze(self, protect: set[str] | frozenset[str] = frozenset()) -> int:
+        """Keep idle states beyond ``hot_students`` as their snapshot JSON instead of objects.
+
+        Only states saved in a snapshot (so the JSON is what ClickHouse holds) and
+        not in ``protect`` (the students of a batch not yet written) are frozen.
+        """
+        if self.hot_students <= 0:
+            return 0
+        idle = self._idle(len(self.states) - self.hot_students, protect)
+        for sid in idle:
+            state = self.states.pop(sid)
+            self.frozen[sid] = (state.partition, orjson.dumps(state.to_dict()))
+        return len(idle)
 
     def evict(self, protect: set[str] | frozenset[str] = frozenset()) -> int:
-        """Drop least recently used states beyond the cache size.
+        """Drop least recently used states beyond the cache size, frozen ones first.
 
         Only states saved in a snapshot go, and never those in ``protect`` (the
         students of a batch applied but not yet written).
         """
+        excess = len(self.states) + len(self.frozen) - self.cache_students
         evicted = 0
-        excess = len(self.states) - self.cache_students
-        if excess <= 0:
-            return 0
-        keep = self.unsnapshotted | protect
-        for sid in list(self.states)[: excess + len(keep)]:
-            if evicted >= excess:
-                break
-            if sid not in keep:
-                del self.states[sid]
-                evicted += 1
+        while self.frozen and evicted < excess:
+            self.frozen.popitem(last=False)
+            evicted += 1
+        for sid in self._idle(excess - evicted, protect):
+            del self.states[sid]
+            evicted += 1
         return evicted

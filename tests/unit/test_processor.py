@@ -701,6 +701,54 @@ def test_cache_eviction_reloads_states_with_identical_results() -> None:
     assert small_store.summary("s3")["events_counted"] == 3
 
 
+def test_frozen_idle_states_give_identical_results() -> None:
+    """States kept as snapshot JSON and rebuilt on their next event change nothing."""
+    results = {}
+    for hot in (0, 1):
+        store = MemoryStore()
+        processor = EventProcessor(store, hot_students=hot)
+        got, offset, version, frozen = [], 0, 0, 0
+        for number, payloads in enumerate(BATCHES, start=1):
+            version += 1
+            result = processor.process(batch(payloads, offset), now=NOW, version=version)
+            offset += len(payloads)
+            store.write(result)
+            if number in SNAPSHOT_AFTER:
+                version += 1
+                store.snapshot(processor, version)
+            frozen += processor.freeze(protect=set(result.students))
+            got.append((result.tables, result.counted, result.duplicates))
+        results[hot] = (got, store.tables, frozen, len(store.loads))
+    (plain, plain_tables, never, plain_loads), (thawed, thawed_tables, frozen, loads) = (
+        results[0],
+        results[1],
+    )
+    assert never == 0 and frozen > 0
+    assert thawed == plain and thawed_tables == plain_tables
+    assert loads == plain_loads  # rebuilt from memory, not read from the store again
+
+
+def test_freeze_keeps_changed_and_protected_states_as_objects() -> None:
+    store = MemoryStore()
+    processor = EventProcessor(store, hot_students=1)
+    for version, student in enumerate(["s1", "s2", "s3"], start=1):
+        store.write(
+            processor.process(batch([lesson(f"e-{student}", HOT, student=student)]), NOW, version)
+        )
+    assert processor.freeze() == 0  # nothing is in a snapshot yet
+    store.snapshot(processor, version=4)
+    assert processor.freeze(protect={"s1"}) == 2  # s1 protected: over the one hot state
+    assert list(processor.states) == ["s1"] and list(processor.frozen) == ["s2", "s3"]
+    loads = len(store.loads)
+    result = processor.process(batch([lesson("e-s2-b", HOT, "l2", student="s2")]), NOW, 5)
+    assert result.counted == 1 and len(store.loads) == loads  # thawed, not reloaded
+    assert list(processor.states) == ["s1", "s2"] and list(processor.frozen) == ["s3"]
+    assert processor.freeze() == 1  # s1 goes; s2 changed since the snapshot: stays an object
+    assert list(processor.states) == ["s2"] and list(processor.frozen) == ["s3", "s1"]
+    processor.forget_partitions({0})
+    assert not processor.states and not processor.frozen
+
+
 def test_states_are_evicted_only_after_a_snapshot() -> None:
     store = MemoryStore()
     processor = EventProcessor(store, cache_students=1)
@@ -895,7 +943,8 @@ def test_any_batching_snapshots_restarts_and_crashes_give_the_same_tables() -> N
     for run in range(60):
         store = MemoryStore(seed=run)
         cache = rng.choice([1, 2, 1000])
-        processor = EventProcessor(store, cache_students=cache)
+        hot = rng.choice([0, 1, 2])  # idle states frozen as JSON beyond `hot`
+        processor = EventProcessor(store, cache_students=cache, hot_students=hot)
         pending = STREAM + rng.sample(STREAM, 4)  # some events are delivered twice
         rng.shuffle(pending)
         version = 0
@@ -911,7 +960,7 @@ def test_any_batching_snapshots_restarts_and_crashes_give_the_same_tables() -> N
                 crashes["flush" if done < len(writes) else "after-flush"] += 1
                 for table, row in writes[:done]:
                     store.insert(table, [row])
-                processor = EventProcessor(store, cache_students=cache)
+                processor = EventProcessor(store, cache_students=cache, hot_students=hot)
                 pending = chunk + pending  # Kafka delivers the batch again
                 continue
             for table, row in writes:
@@ -922,15 +971,20 @@ def test_any_batching_snapshots_restarts_and_crashes_give_the_same_tables() -> N
                 if snapshot and rng.random() < 0.25:  # the worker dies while writing it
                     crashes["snapshot"] += 1
                     store.insert("student_state", snapshot[: rng.randint(0, len(snapshot) - 1)])
-                    processor = EventProcessor(store, cache_students=cache)
+                    processor = EventProcessor(store, cache_students=cache, hot_students=hot)
                     continue
                 store.insert("student_state", snapshot)
             if rng.random() < 0.2:  # a clean restart: changes since the snapshot not written
                 crashes["restart"] += 1
-                processor = EventProcessor(store, cache_students=cache)
+                processor = EventProcessor(store, cache_students=cache, hot_students=hot)
             processor.evict()
+            processor.freeze()
             assert processor.unsnapshotted <= set(processor.states)
-            assert len(processor.states) <= max(cache, len(processor.unsnapshotted))
+            assert not set(processor.states) & set(processor.frozen)
+            kept = len(processor.states) + len(processor.frozen)
+            assert kept <= max(cache, len(processor.unsnapshotted))
+            if hot:
+                assert len(processor.states) <= max(hot, len(processor.unsnapshotted))
         assert final_tables(store) == expected, f"run {run}"
 
         # every event is known after a restart, and the rebuilt states are the right ones
