@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 
+from infra.memory import limit_arenas
 from infra.settings import Settings, get_settings
 
 log = logging.getLogger("eduknit")
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     _logging(settings)
+    limit_arenas()  # before the engine's and the executor's threads allocate
     if args.command == "run":
         return cmd_run(settings)
     if args.command == "serve":

@@ -28,6 +28,7 @@ import faust
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from faust.types import TP
 
+from infra.memory import release_free_memory
 from infra.settings import Settings
 from schemas import catalog as catalog_schema
 from schemas import dead_letter as dlq_schema
@@ -195,6 +196,7 @@ class Worker:
         if snapshot:
             await self._write({"student_state": snapshot})
             log.info("snapshot: %d student states", len(snapshot))
+            release_free_memory()  # the frozen states and the batches freed memory
         metrics.EVENTS_COUNTED.inc(result.counted)
         metrics.EVENTS_DUPLICATE.inc(result.duplicates)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
