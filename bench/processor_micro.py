@@ -1,7 +1,8 @@
 """Micro-benchmark of the worker's hot path without Faust: processing and the sink.
 
-``python -m bench.processor_micro [--events N] [--students S] [--batch B]`` builds a
-random stream (lesson progress, quizzes, enrollments over 50 courses and five days),
+``python -m bench.processor_micro [--events N] [--students S] [--batch B] [--workload W]``
+builds a random stream (lesson progress, quizzes, enrollments over 50 courses and
+five days; ``--workload ingest``: the ingest benchmark's, ``bench.workload``),
 runs it through ``EventProcessor.process`` in batches with an empty state store, then
 writes every batch's rows with ``ClickHouseSink.write`` into a fresh embedded engine,
 and prints CPU microseconds per event for each part. CPU time (not wall time) is
@@ -69,9 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--students", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--workload", choices=["random", "ingest"], default="random")
     args = parser.parse_args(argv)
     gc.set_threshold(100_000, 50, 100)  # as the worker (streams/app.py)
-    messages = stream(args.events, args.students)
+    if args.workload == "ingest":
+        from bench.workload import generate
+
+        pairs = generate(args.events, args.students, sample_students=0).messages
+        messages = [Message("learning-events", i % 8, i, k, v) for i, (k, v) in enumerate(pairs)]
+    else:
+        messages = stream(args.events, args.students)
     processor = EventProcessor(EmptyStore())
     started = time.process_time()
     results: list[BatchResult] = [
@@ -79,14 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(0, len(messages), args.batch)
     ]
     processing = time.process_time() - started
-    with tempfile.TemporaryDirectory() as data:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as data:
         sink = ClickHouseSink(shared_client(f"chdb://{data}"))
         started = time.process_time()
         rows = sum(sink.write(result.tables) for result in results)
         writing = time.process_time() - started
-    per = 1e6 / args.events
-    print(f"events {args.events}, students {args.students}, batch {args.batch}, rows {rows}")
-    rate = args.events / processing
+    per = 1e6 / len(messages)
+    print(f"{args.workload} workload: events {len(messages)}, students {args.students}, "
+          f"batch {args.batch}, rows {rows}")  # fmt: skip
+    rate = len(messages) / processing
     print(f"processing: {processing * per:.1f} µs CPU/event ({rate:,.0f} events/s)")
     print(f"sink write: {writing * per:.1f} µs CPU/event (orjson + ClickHouse parse, all threads)")
     return 0

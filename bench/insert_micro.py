@@ -1,0 +1,87 @@
+"""Micro-benchmark of the worker's ClickHouse write: temp-file insert against inline insert.
+
+``python -m bench.insert_micro [--batch 1200] [--events 60000]`` processes a random
+stream (``bench.processor_micro``) into batches like the ingest benchmark's (about
+one event per student per batch), then writes every batch's rows into a fresh
+embedded engine twice per mode: clickhouse-connect's ``raw_insert`` (the chdb
+backend writes the block to a temporary file and inserts ``FROM INFILE``) and the
+rows inline in the ``INSERT`` statement (``ClickHouseSink(inline_inserts=True)``),
+each once alone and once while another Python thread keeps the GIL busy, as the
+worker's event loop does while the previous batch is written. Prints wall
+milliseconds per batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import tempfile
+import threading
+import time
+
+from bench.processor_micro import EmptyStore, stream
+from infra.clickhouse import shared_client
+from streams.processor import EventProcessor
+from streams.sink import ClickHouseSink
+
+NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+
+
+class BusyLoop:
+    """A thread running Python code without pause (holds the GIL most of the time)."""
+
+    def __init__(self) -> None:
+        self.running = True
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+
+    def _spin(self) -> None:
+        total = 0
+        while self.running:
+            total += sum(range(100))
+
+    def __enter__(self) -> BusyLoop:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.running = False
+        self.thread.join()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--students", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=1200)
+    args = parser.parse_args(argv)
+    gc.set_threshold(100_000, 50, 100)  # as the worker (streams/app.py)
+    messages = stream(args.events, args.students)
+    processor = EventProcessor(EmptyStore())
+    batches = [
+        processor.process(messages[i : i + args.batch], NOW, i + 1).tables
+        for i in range(0, len(messages), args.batch)
+    ]
+    print(f"{len(batches)} batches of {args.batch} events, {args.students} students")
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as data:
+        client = shared_client(f"chdb://{data}")
+        for busy in (False, True):
+            for inline in (False, True):
+                sink = ClickHouseSink(client, inline_inserts=inline)
+                started = time.perf_counter()
+                if busy:
+                    with BusyLoop():
+                        for tables in batches:
+                            sink.write(tables)
+                else:
+                    for tables in batches:
+                        sink.write(tables)
+                per_batch = (time.perf_counter() - started) / len(batches) * 1000
+                mode = "inline insert   " if inline else "temp-file insert"
+                load = "busy GIL" if busy else "idle    "
+                print(f"{mode} {load}: {per_batch:6.1f} ms per batch (wall)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
