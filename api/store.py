@@ -17,8 +17,10 @@ app answers with 503. Calls block: run them off the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -116,6 +118,16 @@ def _parse(rows: list[tuple[Any, ...]]) -> StudentData:
     return StudentData(tuple(courses), catalog, summary, tuple(days))
 
 
+@contextlib.contextmanager
+def _dashboard_read() -> Iterator[None]:
+    """Turn ClickHouse failures of a dashboard read into ``StoreUnavailable`` (503)."""
+    try:
+        yield
+    except (ClickHouseError, OSError) as exc:
+        log.error("ClickHouse read failed for a dashboard: %s", exc)
+        raise StoreUnavailable("ClickHouse is unavailable; try again shortly") from exc
+
+
 def load_student(
     client: Client,
     student_id: str,
@@ -131,7 +143,7 @@ def load_student(
     notifications. Callers
     widen the range by ``DATE_MARGIN`` when "today" is not known yet.
     """
-    try:
+    with _dashboard_read():
         found = client.query(_DASHBOARD_SQL, parameters={"student": student_id}).result_rows
         if not found:
             return load_student_from_aggregates(
@@ -139,9 +151,6 @@ def load_student(
             )
         data = payload.decode(found[0][0], since, until, all_active_days=all_active_days)
         catalog = CATALOG.entries(client, (course.course_id for course in data.courses))
-    except (ClickHouseError, OSError) as exc:
-        log.error("ClickHouse read failed for a dashboard: %s", exc)
-        raise StoreUnavailable("ClickHouse is unavailable; try again shortly") from exc
     return StudentData(data.courses, catalog, data.summary, data.days)
 
 
@@ -160,11 +169,8 @@ def load_student_from_aggregates(
         "until": until,
         "with_active": 1 if all_active_days else 0,
     }
-    try:
+    with _dashboard_read():
         result = client.query(_LOAD_SQL, parameters=parameters)
-    except (ClickHouseError, OSError) as exc:
-        log.error("ClickHouse read failed for a dashboard: %s", exc)
-        raise StoreUnavailable("ClickHouse is unavailable; try again shortly") from exc
     return _parse(result.result_rows)
 
 
