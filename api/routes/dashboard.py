@@ -73,9 +73,10 @@ def _json(model: RealtimeDashboard | Statistics) -> Response:
     """The model as its JSON response, serialised once in pydantic's Rust core.
 
     Returning the model itself would make FastAPI validate it again against the
-    ``response_model`` on a second trip to the thread pool, then serialise it:
-    about a third of a dashboard's CPU. The ``response_model`` still documents
-    the answer in the OpenAPI schema, and the JSON is the same (by alias).
+    ``response_model`` on a second trip to the thread pool, then serialise it
+    (measured at 50 clients: /realtime 542 -> 635 requests/s, /statistics 271 ->
+    346 without that). The ``response_model`` still documents the answer in the
+    OpenAPI schema, and the JSON is the same (by alias).
     """
     return Response(content=model.model_dump_json(by_alias=True), media_type="application/json")
 
