@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from schemas.events import ParsedEvent
-from streams.student_state import LESSON_POINTS, StudentState, day_of, from_micro
+from streams.student_state import LESSON_POINTS, DayFacts, StudentState, day_of, from_micro
 
 Row = list[Any]
 
@@ -91,19 +91,45 @@ def event_row(
     ]  # fmt: skip
 
 
+def _course_values(state: StudentState, course_id: str) -> list[Any]:
+    """A course's ``student_courses`` values (times as epoch ms), after its id.
+
+    enrolled, first enrolled at, completed lessons, completion times, reported
+    progress, reported at, minutes, last activity at.
+    """
+    c = state.courses[course_id]
+    return [
+        1 if c.enrolled else 0, c.first_enrolled_at, len(c.lessons),
+        sorted(at for at, _, _ in c.lessons.values()),
+        c.progress[2] if c.progress else None, c.progress[0] if c.progress else None,
+        from_micro(c.minutes), c.last_activity_at,
+    ]  # fmt: skip
+
+
+def _day_values(state: StudentState, day: int, course_id: str, facts: DayFacts) -> list[Any]:
+    """A (date, course)'s ``student_course_daily`` values (time as epoch ms), after the key.
+
+    minutes, first completions, completions, quizzes, quiz score sum, points,
+    first completion at.
+    """
+    lessons, points = state.points_by_day(course_id).get(day, (0, 0))
+    return [
+        from_micro(facts.minutes), lessons, facts.completions, facts.quizzes,
+        from_micro(facts.score_sum), points, facts.first_completion_at,
+    ]  # fmt: skip
+
+
 def course_rows(state: StudentState, now: dt.datetime, version: int) -> list[Row]:
     """``student_courses`` rows of the courses changed since the last flush."""
     rows: list[Row] = []
     for course_id in sorted(state.dirty_courses or ()):
-        c = state.courses[course_id]
-        completion_times = sorted(at for at, _, _ in c.lessons.values())
+        enrolled, first, lessons, times, progress, progress_at, minutes, last = _course_values(
+            state, course_id
+        )
         rows.append([
-            state.student_id, course_id, 1 if c.enrolled else 0,
-            ms_to_datetime(c.first_enrolled_at), len(c.lessons),
-            [ms_to_datetime(at) for at in completion_times],
-            c.progress[2] if c.progress else None,
-            ms_to_datetime(c.progress[0]) if c.progress else None,
-            from_micro(c.minutes), ms_to_datetime(c.last_activity_at), now, version,
+            state.student_id, course_id, enrolled, ms_to_datetime(first), lessons,
+            [ms_to_datetime(at) for at in times], progress, ms_to_datetime(progress_at),
+            minutes, ms_to_datetime(last), now, version,
         ])  # fmt: skip
     return rows
 
@@ -111,20 +137,13 @@ def course_rows(state: StudentState, now: dt.datetime, version: int) -> list[Row
 def daily_rows(state: StudentState, version: int) -> list[Row]:
     """``student_course_daily`` rows of the (date, course) pairs changed since the last flush."""
     rows: list[Row] = []
-    by_course: dict[str, dict[int, tuple[int, int]]] = {}
     for day, course_id in sorted(state.dirty_days or ()):
         facts = state.days.get((day, course_id))
         if facts is None:
             continue
-        per_day = by_course.get(course_id)
-        if per_day is None:
-            per_day = by_course[course_id] = state.points_by_day(course_id)
-        lessons, points = per_day.get(day, (0, 0))
-        rows.append([
-            state.student_id, day_of(day), course_id, from_micro(facts.minutes), lessons,
-            facts.completions, facts.quizzes, from_micro(facts.score_sum), points,
-            ms_to_datetime(facts.first_completion_at), version,
-        ])  # fmt: skip
+        values = _day_values(state, day, course_id, facts)
+        values[-1] = ms_to_datetime(values[-1])
+        rows.append([state.student_id, day_of(day), course_id, *values, version])
     return rows
 
 
@@ -200,24 +219,15 @@ def dashboard_row(state: StudentState, now: dt.datetime, version: int) -> Row:
     """
     total, levels = state.cached("levels", lambda: _points_and_levels(state))
     latest = state.latest or (0, "", "+00:00")
-    courses = []
-    for course_id, c in sorted(state.courses.items()):
-        courses.append([
-            course_id, 1 if c.enrolled else 0, c.first_enrolled_at, len(c.lessons),
-            sorted(at for at, _, _ in c.lessons.values()),
-            c.progress[2] if c.progress else None, c.progress[0] if c.progress else None,
-            from_micro(c.minutes), c.last_activity_at,
-        ])  # fmt: skip
+    courses = [
+        [course_id, *_course_values(state, course_id)] for course_id in sorted(state.courses)
+    ]
     oldest = now.date().toordinal() - DASHBOARD_DAYS
-    days = []
-    for (day, course_id), facts in sorted(state.days.items()):
-        if day < oldest and not facts.completions:
-            continue
-        lessons, points = state.points_by_day(course_id).get(day, (0, 0))
-        days.append([
-            iso_day(day), course_id, from_micro(facts.minutes), lessons, facts.completions,
-            facts.quizzes, from_micro(facts.score_sum), points, facts.first_completion_at,
-        ])  # fmt: skip
+    days = [
+        [iso_day(day), course_id, *_day_values(state, day, course_id, facts)]
+        for (day, course_id), facts in sorted(state.days.items())
+        if day >= oldest or facts.completions
+    ]
     payload = orjson.dumps([
         total, [iso_day(day) for day in sorted(state.active_days)], levels, latest[2],
         orjson.Fragment(_recent_json(state)), courses, days,
