@@ -14,20 +14,14 @@ from typing import Any
 import orjson
 
 from api.records import CourseRecord, DayRecord, StudentData, SummaryRecord
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _at(ms: int | None) -> dt.datetime | None:
-    return None if ms is None else _EPOCH + dt.timedelta(milliseconds=ms)
+from streams.rows import ms_to_datetime as _at
 
 
 def _course(item: list[Any]) -> CourseRecord:
     course_id, enrolled, first_at, lessons, completions, progress, progress_at, minutes, last = item
     return CourseRecord(
         course_id=course_id, enrolled=bool(enrolled), first_enrolled_at=_at(first_at),
-        completed_lessons=lessons, completion_times=tuple(_EPOCH + dt.timedelta(milliseconds=ms)
-                                                          for ms in completions),
+        completed_lessons=lessons, completion_times=tuple(map(_at, completions)),
         reported_progress=progress, reported_progress_at=_at(progress_at),
         time_spent_minutes=minutes, last_activity_at=_at(last),
     )  # fmt: skip
@@ -58,7 +52,7 @@ def decode(
     summary = SummaryRecord(
         total_points=total,
         active_days=tuple(dt.date.fromisoformat(day) for day in active),
-        level_reached_at=tuple(_EPOCH + dt.timedelta(milliseconds=ms) for ms in levels),
+        level_reached_at=tuple(map(_at, levels)),
         last_event_tz=zone,
         recent_activity=recent,
     )
