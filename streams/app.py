@@ -159,7 +159,8 @@ class Worker:
                     await pending  # batch N is written and acknowledged
                 batch_students = set(result.students)
                 self.processor.evict(protect=batch_students)
-                self.processor.freeze(protect=batch_students)
+                if snapshot:  # only a snapshot makes states freezable: no walk in between
+                    self.processor.freeze(protect=batch_students)
                 metrics.STATES_CACHED.set(len(self.processor.states) + len(self.processor.frozen))
                 metrics.STATES_FROZEN.set(len(self.processor.frozen))
                 unwritten = list(result.students)
