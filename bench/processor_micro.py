@@ -22,6 +22,7 @@ import orjson
 
 from infra.clickhouse import shared_client
 from schemas.events import ParsedEvent
+from streams.known_students import KnownStudents
 from streams.processor import BatchResult, EventProcessor, Message
 from streams.sink import ClickHouseSink
 from streams.student_state import StudentState
@@ -40,6 +41,9 @@ class EmptyStore:
 
     def counted(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         return set()
+
+    def known_students(self) -> KnownStudents:
+        return KnownStudents(0)
 
 
 def stream(events: int, students: int, seed: int = 1) -> list[Message]:

@@ -124,6 +124,7 @@ class Worker:
         app.agent(events_topic, name="learning-events")(self._learning_events)
         app.agent(catalog_topic, name="course-catalog")(self._course_catalog)
         app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_partitions_assigned.connect(self._on_assigned)
         return app
 
     # ------------------------------------------------------------------ agents
@@ -327,6 +328,11 @@ class Worker:
         it (seen after a broker restart, which revokes every partition).
         """
         self._revoked |= {tp.partition for tp in revoked if tp.topic == events_schema.TOPIC}
+
+    async def _on_assigned(self, app: Any, assigned: set[TP], **_: Any) -> None:
+        """Read the known students again: another worker may have written the students
+        of partitions assigned now (the processor rebuilds the filter at its next look-up)."""
+        self.processor.forget_known()
 
 
 def shorten_fetch_wait(max_wait_ms: int) -> None:

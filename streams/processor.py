@@ -17,7 +17,8 @@ Memory: the ``hot_students`` most recently active states are kept as objects;
 older ones, once saved in a snapshot, are kept as their snapshot JSON (a
 quarter of the size) and rebuilt when the student is active again (~10 µs);
 beyond ``cache_students`` in all, the least recently used are dropped (their
-snapshot is in ClickHouse).
+snapshot is in ClickHouse). Students never seen (not in the ``KnownStudents``
+Bloom filter) start empty without a look-up.
 
 Duplicates (SPEC: an ``eventId`` seen twice counts once), in two tiers:
 - an event that happened within ``recent_ids_days`` is checked against the ids
@@ -40,6 +41,7 @@ from schemas.dead_letter import DeadLetter, payload_text
 from schemas.errors import InvalidMessage
 from schemas.events import ParsedEvent, parse_event
 from streams import rows
+from streams.known_students import KnownStudents
 from streams.student_state import StudentState
 
 PRUNE_MARGIN_MS = 3_600_000
@@ -72,6 +74,10 @@ class StateStore(Protocol):
 
     def counted(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         """The (student, event) pairs of ``keys`` that ``learning_events`` holds."""
+        ...
+
+    def known_students(self) -> KnownStudents:
+        """Every student with a snapshot or a counted event (more is harmless)."""
         ...
 
 
@@ -143,6 +149,8 @@ class EventProcessor:
         # Old events counted by batches not yet written: their ids are pruned from
         # the states and not yet in learning_events (see ``written``).
         self.unwritten_old: set[tuple[str, str]] = set()
+        # Students the store may hold (None: read it from the store when next needed).
+        self.known: KnownStudents | None = None
 
     # ----------------------------------------------------------------- batches
     def process(self, messages: list[Message], now: dt.datetime, version: int) -> BatchResult:
@@ -234,10 +242,19 @@ class EventProcessor:
         return result
 
     def _load(self, student_ids: list[str], prune_before: int) -> dict[str, StudentState]:
-        """Snapshot + the counted events written after it, for each student."""
-        loaded = self.store.load_states(student_ids)
+        """Snapshot + the counted events written after it, for each student.
+
+        Students the known-students filter has never held start empty without
+        asking the store; the others are looked up.
+        """
+        known = self._known_students()
+        stored = [sid for sid in student_ids if known.may_know(sid)]
+        known.update(sid for sid in student_ids if not known.may_know(sid))
+        loaded = self.store.load_states(stored) if stored else {}
         states = {sid: loaded.get(sid) or StudentState(student_id=sid) for sid in student_ids}
-        replayed = self.store.counted_since({sid: s.version for sid, s in states.items()})
+        replayed = (
+            self.store.counted_since({sid: states[sid].version for sid in stored}) if stored else []
+        )
         for parsed in replayed:
             states[parsed.student_id].apply(parsed)
         for state in states.values():
@@ -246,6 +263,25 @@ class EventProcessor:
             self.states[state.student_id] = state
         self.unsnapshotted.update(p.student_id for p in replayed)
         return states
+
+    def _known_students(self) -> KnownStudents:
+        """The filter, (re)built from the store and the states held when missing or full.
+
+        The students of batches not yet written are not in the store yet, but
+        their states are held (never evicted or dropped before written), so the
+        union misses no one.
+        """
+        if self.known is None or self.known.overfull:
+            known = self.store.known_students()
+            known.update(self.states)
+            known.update(self.frozen)
+            self.known = known
+        return self.known
+
+    def forget_known(self) -> None:
+        """Read the known students from the store again before the next look-up
+        (after a partition assignment: another worker may have written them)."""
+        self.known = None
 
     # --------------------------------------------------------------- snapshots
     def snapshot_rows(self, version: int) -> list[rows.Row]:

@@ -18,6 +18,7 @@ from clickhouse_connect.driver.client import Client
 
 from schemas.events import LearningEvent, ParsedEvent
 from streams import rows
+from streams.known_students import KnownStudents
 from streams.student_state import StudentState
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ WRITE_ORDER = (
     "student_state",
 )
 LOOKUP_CHUNK = 1000
+KNOWN_CHUNK = 200_000  # student ids read per query when the known-students filter is built
 INSERT_SETTINGS = {"date_time_input_format": "best_effort"}
 INLINE_SETTINGS = ", ".join(f"{name} = '{value}'" for name, value in INSERT_SETTINGS.items())
 REPLAY_COLUMNS = (
@@ -113,6 +115,28 @@ class ClickHouseSink:
             for student_id, blob in result.result_rows:
                 states[student_id] = StudentState.from_dict(student_id, orjson.loads(blob))
         return states
+
+    def known_students(self) -> KnownStudents:
+        """Every student with a ``student_summary`` or ``student_state`` row.
+
+        A flush writes a student's summary before its ``learning_events`` rows and a
+        snapshot only after them, so this covers every student with a snapshot or
+        counted events. Read in slices of about ``KNOWN_CHUNK`` ids.
+        """
+        stored = (
+            "SELECT student_id FROM student_summary UNION ALL SELECT student_id FROM student_state"
+        )
+        rows_stored = int(self.client.command(f"SELECT count() FROM ({stored})") or 0)
+        known = KnownStudents(2 * rows_stored)
+        slices = max(1, -(-rows_stored // KNOWN_CHUNK))
+        for part in range(slices):
+            result = self.client.query(
+                f"SELECT DISTINCT student_id FROM ({stored}) "
+                "WHERE cityHash64(student_id) % {slices:UInt64} = {part:UInt64}",
+                parameters={"slices": slices, "part": part},
+            )
+            known.update(row[0] for row in result.result_rows)
+        return known
 
     def counted_since(self, versions: dict[str, int]) -> list[ParsedEvent]:
         """Counted events of these students written after ``versions[student]``."""

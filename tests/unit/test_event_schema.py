@@ -21,6 +21,7 @@ from schemas.catalog import parse_catalog
 from schemas.errors import InvalidMessage
 from schemas.events import ParsedEvent, offset_label, parse_event, zone_of_label
 from schemas.examples import CATALOG_ENTRIES, EXAMPLES_NOW, INVALID_EVENTS, VALID_EVENTS
+from streams.known_students import KnownStudents
 from streams.processor import EventProcessor, Message
 from streams.student_state import StudentState
 
@@ -493,6 +494,9 @@ class EmptyStore:
 
     def counted(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         return set()
+
+    def known_students(self) -> KnownStudents:
+        return KnownStudents(0)
 
     def counted_since(self, versions: dict[str, int]) -> list[ParsedEvent]:
         return []

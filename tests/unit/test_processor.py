@@ -22,7 +22,8 @@ import pytest
 
 from schemas.dead_letter import PAYLOAD_LIMIT
 from schemas.events import EPOCH, ParsedEvent
-from streams import rows
+from streams import known_students, rows
+from streams.known_students import KnownStudents
 from streams.processor import BatchResult, EventProcessor, Message
 from streams.sink import WRITE_ORDER, replayed_event
 from streams.student_state import StudentState
@@ -57,6 +58,7 @@ class MemoryStore:
         self.loads: list[list[str]] = []
         self.replays: list[tuple[dict[str, int], list[str]]] = []  # (versions, replayed ids)
         self.lookups: list[list[tuple[str, str]]] = []
+        self.known_reads = 0
         self.rng = random.Random(seed)
 
     # -- StateStore
@@ -91,6 +93,13 @@ class MemoryStore:
     def counted(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         self.lookups.append(list(keys))
         return {key for key in keys if key in self.tables["learning_events"]}
+
+    def known_students(self) -> KnownStudents:
+        self.known_reads += 1
+        stored = {
+            key[0] for table in ("student_summary", "student_state") for key in self.tables[table]
+        }
+        return KnownStudents.of(stored, len(stored))
 
     # -- what a sink would do
     def insert(self, table: str, table_rows: Iterable[list[Any]]) -> None:
@@ -784,6 +793,62 @@ def test_evict_drops_least_recently_used_first() -> None:
     assert list(processor.states) == ["s2", "s3", "s1"]
     assert processor.evict() == 1
     assert list(processor.states) == ["s2", "s1"]  # s2 is not in a snapshot: s3 goes instead
+
+
+def test_new_students_start_without_a_look_up_known_ones_are_loaded() -> None:
+    store = MemoryStore()
+    first = EventProcessor(store)
+    store.write(first.process(batch([lesson("e1", HOT, student="s1")]), NOW, 1))
+    assert store.loads == []  # nobody was known: no snapshot or replay asked for
+
+    restarted = EventProcessor(store)
+    result = restarted.process(
+        batch([lesson("e1", HOT, student="s1"), lesson("e2", HOT, student="s2")], 1), NOW, 2
+    )
+    assert store.loads == [["s1"]]  # s1 was written before; s2 never was
+    assert [ids for ids, _ in store.replays] == [{"s1": 0}]
+    assert (result.counted, result.duplicates) == (1, 1)  # s1's e1 came back from the replay
+    assert store.known_reads == 2  # once per processor
+
+
+def test_students_written_by_another_worker_are_loaded_after_an_assignment() -> None:
+    store = MemoryStore()
+    mine, other = EventProcessor(store), EventProcessor(store)
+    store.write(mine.process(batch([lesson("e1", HOT, student="s1")]), NOW, 1))
+    # s2's partition belongs to the other worker, which writes it ...
+    store.write(other.process(batch([lesson("e2", HOT, student="s2")], 0, 1), NOW, 2))
+    # ... then moves here: the assignment makes the filter be read again
+    mine.forget_known()
+    again = mine.process(batch([lesson("e2", HOT, student="s2")], 1, 1), NOW, 3)
+    assert (again.counted, again.duplicates) == (0, 1)
+    assert store.loads[-1] == ["s2"]
+
+
+def test_rebuilt_filter_keeps_students_of_unwritten_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebuild (filter full) reads the store, which lacks the batch not yet written:
+    its students are taken from the states held, so they are still looked up."""
+    monkeypatch.setattr(known_students, "MIN_CAPACITY", 1)
+    store = MemoryStore()
+    processor = EventProcessor(store)
+    unwritten = processor.process(batch([lesson("e1", HOT, student="s1")]), NOW, 1)
+    processor.forget_known()
+    processor.process(batch([lesson("e2", HOT, student="s2")], 1), NOW, 2)  # rebuilt: s1 held
+    store.write(unwritten)
+    assert processor.known is not None and processor.known.may_know("s1")
+    for sid in ("s3", "s4", "s5"):  # more ids than it was sized for: rebuilt again
+        processor.process(batch([lesson(f"e-{sid}", HOT, student=sid)], 2), NOW, 3)
+    assert store.known_reads > 2
+    assert all(processor.known.may_know(sid) for sid in ("s1", "s2", "s3", "s4", "s5"))
+
+
+def test_known_students_has_no_false_negatives() -> None:
+    ids = [f"student-{i}" for i in range(50_000)]
+    known = KnownStudents.of(ids[:25_000], 25_000)
+    assert all(known.may_know(sid) for sid in ids[:25_000])
+    false_positives = sum(known.may_know(sid) for sid in ids[25_000:])
+    assert false_positives < 25_000 * 0.02  # sized for 1 %
 
 
 def test_forget_after_a_failed_write_gives_the_same_rows() -> None:

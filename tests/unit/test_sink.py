@@ -12,6 +12,7 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from streams import sink as sink_module
 from streams.processor import EventProcessor, Message
 from streams.sink import ClickHouseSink
 
@@ -68,3 +69,22 @@ def test_awkward_text_survives_the_insert(ch_client: Client, unique_id: str, inl
         parameters={"k": key},
     ).result_rows
     assert stored == [(awkward, awkward + "\n;")]
+
+
+def test_known_students_are_those_with_a_summary_or_a_snapshot(
+    ch_client: Client, unique_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read in several slices; a student with only a snapshot is known, one never written is not."""
+    monkeypatch.setattr(sink_module, "KNOWN_CHUNK", 2)
+    sink = ClickHouseSink(ch_client, inline_inserts=True)
+    written = [f"known-{unique_id}-{i}" for i in range(5)]
+    processor = EventProcessor(sink)
+    sink.write(processor.process([m for s in written for m in _messages(s)], NOW, 8).tables)
+    snapshot_only = f"snapshot-{unique_id}"
+    processor.process(_messages(snapshot_only), NOW, 9)  # its rows are not written ...
+    snapshot = [row for row in processor.snapshot_rows(10) if row[0] == snapshot_only]
+    sink.write({"student_state": snapshot})  # ... its snapshot is
+    known = sink.known_students()
+    assert all(known.may_know(s) for s in [*written, snapshot_only])
+    never = [f"never-{unique_id}-{i}" for i in range(200)]
+    assert sum(known.may_know(s) for s in never) < 10  # 1 % false positives
