@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # The most recently active states kept as objects (~6 KiB each); older idle
     # ones are kept as their snapshot JSON (~1.5 KiB) until active again. 0: all objects.
     hot_state_students: int = Field(20_000, alias="EDUKNIT_HOT_STATE_STUDENTS", ge=0)
+    # The embedded engine's allocator keeps freed pages for seconds, and each batch's
+    # inserts free hundreds of MiB a minute: they are handed back this often (0: never).
+    engine_purge_seconds: float = Field(1.0, alias="EDUKNIT_ENGINE_PURGE_SECONDS", ge=0)
 
     # Invalid-ratio guard (streams/guard.py): over the last EDUKNIT_INVALID_WINDOW
     # messages, once at least EDUKNIT_INVALID_MIN_COUNT are in, the worker stops

@@ -47,6 +47,9 @@ Clock = Callable[[], dt.datetime]
 T = TypeVar("T")
 SNAPSHOT_MAX_PENDING = 50_000  # snapshot sooner when this many states changed
 PENDING_WRITE_GRACE = 10.0  # seconds a stopping agent waits for its write in flight
+# States per snapshot insert: a snapshot holds up to SNAPSHOT_MAX_PENDING states of
+# 1.5-6 KiB each, and one insert of them all held several copies of ~100 MiB of text.
+SNAPSHOT_INSERT_STATES = 5_000
 
 
 def utc_now() -> dt.datetime:
@@ -83,6 +86,7 @@ class Worker:
         )
         self.sink_error: str | None = None
         self._last_snapshot = time.monotonic()
+        self._last_purge = time.monotonic()
         self._revoked: set[int] = set()  # partitions to forget before the next batch
         self.guard = InvalidRatioGuard(
             settings.invalid_window, settings.max_invalid_ratio, settings.invalid_min_count
@@ -196,9 +200,12 @@ class Worker:
         for event in batch:
             await stream.ack(event)
         if snapshot:
-            await self._write({"student_state": snapshot})
+            for start in range(0, len(snapshot), SNAPSHOT_INSERT_STATES):
+                chunk = snapshot[start : start + SNAPSHOT_INSERT_STATES]
+                await self._write({"student_state": chunk})
             log.info("snapshot: %d student states", len(snapshot))
             release_free_memory()  # the frozen states and the batches freed memory
+        await self._release_engine_memory_if_due(now=bool(snapshot))
         metrics.EVENTS_COUNTED.inc(result.counted)
         metrics.EVENTS_DUPLICATE.inc(result.duplicates)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -269,6 +276,26 @@ class Worker:
         # Park this agent until the shutdown cancels it: raising would make Faust's
         # supervisor restart the agent and go on dead-lettering the stream.
         await asyncio.Event().wait()
+
+    async def _release_engine_memory_if_due(self, now: bool = False) -> None:
+        """Hand the embedded engine's freed pages back, at most every few seconds.
+
+        Its allocator (jemalloc) keeps the pages a batch's inserts freed for
+        seconds: ~600 MiB of the worker's RSS in the 100k-student ingest held
+        ~80 MiB of live engine memory. A purge returns them at once; purging on
+        every free instead (``dirty_decay_ms:0``) cost 15 % more CPU.
+        """
+        every = self.settings.engine_purge_seconds
+        if not self.settings.embedded_clickhouse or every <= 0:
+            return
+        if not now and time.monotonic() - self._last_purge < every:
+            return
+        self._last_purge = time.monotonic()
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.sink.release_engine_memory)
+        except Exception as exc:  # memory only: the next purge will do
+            log.debug("engine memory purge failed: %s", exc)
 
     async def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
         if not letters:

@@ -179,6 +179,11 @@ class ClickHouseSink:
             or 0
         )
 
+    def release_engine_memory(self) -> None:
+        """Make the engine's allocator hand its freed pages back (embedded engine only:
+        a server's memory is not ours to manage)."""
+        self.writer.command("SYSTEM JEMALLOC PURGE")
+
     def ping(self) -> None:
         """Raise if ClickHouse does not answer."""
         self.client.command("SELECT 1")
