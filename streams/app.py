@@ -283,7 +283,7 @@ class Worker:
         Its allocator (jemalloc) keeps the pages a batch's inserts freed for
         seconds: ~600 MiB of the worker's RSS in the 100k-student ingest held
         ~80 MiB of live engine memory. A purge returns them at once; purging on
-        every free instead (``dirty_decay_ms:0``) cost 15 % more CPU.
+        every free instead (``dirty_decay_ms:0``) cost 13-19 % more CPU.
         """
         every = self.settings.engine_purge_seconds
         if not self.settings.embedded_clickhouse or every <= 0:

@@ -14,8 +14,9 @@ every few seconds (``snapshot_rows``), not with every batch, because rules are
 order-independent and a replay therefore rebuilds exactly the same state.
 
 Memory: the ``hot_students`` most recently active states are kept as objects;
-older ones, once saved in a snapshot, are kept as their snapshot JSON (a
-quarter of the size) and rebuilt when the student is active again (~10 µs);
+older ones, once saved in a snapshot, are kept as their snapshot JSON compressed
+with zlib (~500 bytes against ~5.7 KiB as objects; 1.7 KiB uncompressed) and
+rebuilt when the student is active again (~16 µs);
 beyond ``cache_students`` in all, the least recently used are dropped (their
 snapshot is in ClickHouse). Students never seen (not in the ``KnownStudents``
 Bloom filter) start empty without a look-up.
@@ -30,10 +31,11 @@ Duplicates (SPEC: an ``eventId`` seen twice counts once), in two tiers:
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -45,6 +47,7 @@ from streams.known_students import KnownStudents
 from streams.student_state import StudentState
 
 PRUNE_MARGIN_MS = 3_600_000
+FROZEN_ZLIB_LEVEL = 1  # level 6 saves 12 % more for a third more time
 # Per-student state lives with the partition of the student's key: a message keyed
 # otherwise would be counted by a worker that does not own the student.
 KEY_MISMATCH = "the message key must be the event's studentId (SPEC §2)"
@@ -98,6 +101,16 @@ class BatchResult:
         self.tables.setdefault(table, []).extend(new_rows)
 
 
+def compress_state(state: StudentState) -> bytes:
+    """An idle state as zlib-compressed snapshot JSON: 3.4x smaller for 15 µs more."""
+    return zlib.compress(orjson.dumps(state.to_dict()), FROZEN_ZLIB_LEVEL)
+
+
+def decompress_state(frozen: bytes) -> dict[str, Any]:
+    """The ``to_dict`` of a state kept by ``compress_state``."""
+    return orjson.loads(zlib.decompress(frozen))
+
+
 def dead_letter(message: Message, error: InvalidMessage, now: dt.datetime) -> DeadLetter:
     """The dead letter of a rejected message."""
     text, truncated = payload_text(message.value)
@@ -142,7 +155,7 @@ class EventProcessor:
         self.cache_students = cache_students
         self.hot_students = hot_students  # 0: every cached state stays an object
         self.states: OrderedDict[str, StudentState] = OrderedDict()
-        # Idle states as (partition, snapshot JSON), least recently used first.
+        # Idle states as (partition, zlib-compressed snapshot JSON), least recently used first.
         self.frozen: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         # Students whose state changed since its last snapshot.
         self.unsnapshotted: set[str] = set()
@@ -230,7 +243,7 @@ class EventProcessor:
                 if kept is None:
                     unknown.append(sid)
                     continue
-                state = self.states[sid] = StudentState.from_dict(sid, orjson.loads(kept[1]))
+                state = self.states[sid] = StudentState.from_dict(sid, decompress_state(kept[1]))
                 state.partition = partitions[sid]
             if unknown:
                 for state in self._load(unknown, prune_before).values():
@@ -332,7 +345,7 @@ class EventProcessor:
         return found
 
     def freeze(self, protect: set[str] | frozenset[str] = frozenset()) -> int:
-        """Keep idle states beyond ``hot_students`` as their snapshot JSON instead of objects.
+        """Keep idle states beyond ``hot_students`` as compressed snapshot JSON, not objects.
 
         Only states saved in a snapshot (so the JSON is what ClickHouse holds) and
         not in ``protect`` (the students of a batch not yet written) are frozen.
@@ -342,7 +355,7 @@ class EventProcessor:
         idle = self._idle(len(self.states) - self.hot_students, protect)
         for sid in idle:
             state = self.states.pop(sid)
-            self.frozen[sid] = (state.partition, orjson.dumps(state.to_dict()))
+            self.frozen[sid] = (state.partition, compress_state(state))
         return len(idle)
 
     def evict(self, protect: set[str] | frozenset[str] = frozenset()) -> int:
