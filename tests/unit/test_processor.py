@@ -737,13 +737,19 @@ def test_frozen_idle_states_give_identical_results() -> None:
     assert loads == plain_loads  # rebuilt from memory, not read from the store again
 
 
+def write_one_lesson_each(
+    store: MemoryStore, processor: EventProcessor, students: list[str]
+) -> None:
+    """One written batch per student in turn (version n): lesson ``e-<student>-<n>``."""
+    for version, student in enumerate(students, start=1):
+        event = lesson(f"e-{student}-{version}", HOT, student=student)
+        store.write(processor.process(batch([event]), NOW, version))
+
+
 def test_freeze_keeps_changed_and_protected_states_as_objects() -> None:
     store = MemoryStore()
     processor = EventProcessor(store, hot_students=1)
-    for version, student in enumerate(["s1", "s2", "s3"], start=1):
-        store.write(
-            processor.process(batch([lesson(f"e-{student}", HOT, student=student)]), NOW, version)
-        )
+    write_one_lesson_each(store, processor, ["s1", "s2", "s3"])
     assert processor.freeze() == 0  # nothing is in a snapshot yet
     store.snapshot(processor, version=4)
     assert processor.freeze(protect={"s1"}) == 2  # s1 protected: over the one hot state
@@ -761,10 +767,7 @@ def test_freeze_keeps_changed_and_protected_states_as_objects() -> None:
 def test_states_are_evicted_only_after_a_snapshot() -> None:
     store = MemoryStore()
     processor = EventProcessor(store, cache_students=1)
-    for version, student in enumerate(["s1", "s2", "s3"], start=1):
-        store.write(
-            processor.process(batch([lesson(f"e-{student}", HOT, student=student)]), NOW, version)
-        )
+    write_one_lesson_each(store, processor, ["s1", "s2", "s3"])
     assert processor.evict() == 0  # above its size, but nothing is in a snapshot yet
     assert list(processor.states) == ["s1", "s2", "s3"]
     store.snapshot(processor, version=4)
@@ -775,12 +778,7 @@ def test_states_are_evicted_only_after_a_snapshot() -> None:
 def test_evict_drops_least_recently_used_first() -> None:
     store = MemoryStore()
     processor = EventProcessor(store, cache_students=2)
-    for version, student in enumerate(["s1", "s2", "s3", "s1"], start=1):
-        store.write(
-            processor.process(
-                batch([lesson(f"e-{student}-{version}", HOT, student=student)]), NOW, version
-            )
-        )
+    write_one_lesson_each(store, processor, ["s1", "s2", "s3", "s1"])
     assert processor.evict() == 0 and len(processor.states) == 3  # no snapshot yet
     store.snapshot(processor, version=5)
     assert processor.evict() == 1
