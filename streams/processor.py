@@ -261,8 +261,12 @@ class EventProcessor:
         asking the store; the others are looked up.
         """
         known = self._known_students()
-        stored = [sid for sid in student_ids if known.may_know(sid)]
-        known.update(sid for sid in student_ids if not known.may_know(sid))
+        stored: list[str] = []
+        for sid in student_ids:
+            if known.may_know(sid):
+                stored.append(sid)
+            else:
+                known.add(sid)
         loaded = self.store.load_states(stored) if stored else {}
         states = {sid: loaded.get(sid) or StudentState(student_id=sid) for sid in student_ids}
         replayed = (
