@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
 from api.models import (
     CourseProgress,
     CourseStatistics,
-    DailyStatistics,
     DayActivity,
     RecentActivity,
     Statistics,
@@ -186,49 +186,62 @@ def weekly_activity(days: Iterable[DayRecord], today: dt.date) -> list[DayActivi
 
 
 def statistics(student_id: str, data: StudentData, today: dt.date, days: int) -> Statistics:
-    """``GET /statistics``: ``days`` local dates ending today, zero-filled."""
+    """``GET /statistics``: ``days`` local dates ending today, zero-filled.
+
+    One pass over the period's rows sums each date and the totals (minutes and
+    scores in exact millionths); the dates are plain dicts validated with the whole
+    answer in pydantic's core (a model per date cost ~5 µs, 1.3 ms of 365 dates).
+    """
     start = today - (days - 1) * ONE_DAY
     grouped = _per_date(data.days, start, today)
-    daily: list[DailyStatistics] = []
-    for offset in range(days):
-        day = start + offset * ONE_DAY
-        rows = grouped.get(day)
-        if not rows:  # most dates of a long period: skip validating a row of zeros
-            daily.append(
-                DailyStatistics.model_construct(
-                    date=day, minutes=0.0, lessons_completed=0, quizzes_completed=0, points=0
-                )
-            )
-            continue
+    per_day: dict[dt.date, dict[str, Any]] = {}
+    minutes = score_sum = lessons = quizzes = points = active = 0
+    for day, rows in grouped.items():
+        day_minutes = day_lessons = day_quizzes = day_points = completions = 0
+        for r in rows:
+            day_minutes += to_micro(r.minutes)
+            day_lessons += r.lessons_completed
+            day_quizzes += r.quizzes_completed
+            day_points += r.points
+            completions += r.completions
+            score_sum += to_micro(r.quiz_score_sum)
+        per_day[day] = {
+            "date": day, "minutes": from_micro(day_minutes), "lessons_completed": day_lessons,
+            "quizzes_completed": day_quizzes, "points": day_points,
+        }  # fmt: skip
+        minutes += day_minutes
+        lessons += day_lessons
+        quizzes += day_quizzes
+        points += day_points
+        active += completions > 0
+    daily: list[dict[str, Any]] = []
+    day = start
+    for _ in range(days):
         daily.append(
-            DailyStatistics(
-                date=day,
-                minutes=exact_sum(r.minutes for r in rows),
-                lessons_completed=sum(r.lessons_completed for r in rows),
-                quizzes_completed=sum(r.quizzes_completed for r in rows),
-                points=sum(r.points for r in rows),
-            )
-        )
-    rows_in_period = [r for rows in grouped.values() for r in rows]
-    quizzes = sum(r.quizzes_completed for r in rows_in_period)
-    score_sum = exact_sum(r.quiz_score_sum for r in rows_in_period)
-    minutes = exact_sum(r.minutes for r in rows_in_period)
+            per_day.get(day)
+            or {"date": day, "minutes": 0.0, "lessons_completed": 0, "quizzes_completed": 0,
+                "points": 0}
+        )  # fmt: skip
+        day += ONE_DAY
+    total_minutes = from_micro(minutes)
+    scores = from_micro(score_sum)
     totals = StatisticsTotals(
-        minutes=minutes,
-        hours=round(minutes / 60, 2),
-        lessons_completed=sum(r.lessons_completed for r in rows_in_period),
+        minutes=total_minutes,
+        hours=round(total_minutes / 60, 2),
+        lessons_completed=lessons,
         quizzes_completed=quizzes,
-        average_quiz_score=round(score_sum / quizzes, 1) if quizzes else None,
-        active_days=sum(1 for rows in grouped.values() if any(r.completions > 0 for r in rows)),
-        points_earned=sum(r.points for r in rows_in_period),
+        average_quiz_score=round(scores / quizzes, 1) if quizzes else None,
+        active_days=active,
+        points_earned=points,
     )
+    rows_in_period = [r for rows in grouped.values() for r in rows]
     return Statistics(
         student_id=student_id,
         days=days,
         from_=start,
         to=today,
         totals=totals,
-        daily=daily,
+        daily=daily,  # type: ignore[arg-type]
         courses=_period_courses(data, rows_in_period),
     )
 
