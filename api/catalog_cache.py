@@ -5,7 +5,9 @@ catalog is small and changes rarely, so it is read whole (``course_catalog
 FINAL``) and kept for ``ttl`` seconds instead of being read with every request.
 A course the kept copy does not know is looked up again at once (a course
 published a moment ago), so only changes to known courses (a new title, a
-tombstone) can take up to ``ttl`` to show.
+tombstone) can take up to ``ttl`` to show; answers from kept dashboard payloads
+(``kept_entries``, no I/O) take a course they do not find as absent, and the
+dashboard feed reads the catalog before ``ttl`` passes.
 """
 
 from __future__ import annotations
@@ -44,6 +46,26 @@ class CatalogCache:
         if stale or any(course_id not in catalog for course_id in wanted):
             catalog = self._read(client)
         return {cid: catalog[cid] for cid in wanted if cid in catalog}
+
+    def kept_entries(
+        self, client: Any, course_ids: Iterable[str]
+    ) -> dict[str, CatalogEntry] | None:
+        """``entries`` without I/O, None when the kept copy is stale. Unlike ``entries``,
+        a course the fresh copy lacks is taken as absent: one published within the
+        last ``ttl`` seconds shows once the dashboard feed has read the catalog again."""
+        with self._lock:
+            read_at, catalog = self._kept.get(client, (float("-inf"), {}))
+        if self.clock() - read_at >= self.ttl:
+            return None
+        return {cid: catalog[cid] for cid in course_ids if cid in catalog}
+
+    def refresh_if_due(self, client: Any, ahead: float) -> None:
+        """Read the catalog again when the kept copy is stale within ``ahead`` seconds
+        (the dashboard feed calls this, so answers from kept payloads find it fresh)."""
+        with self._lock:
+            read_at, _ = self._kept.get(client, (float("-inf"), {}))
+        if self.clock() - read_at >= self.ttl - ahead:
+            self._read(client)
 
     def _read(self, client: Any) -> dict[str, CatalogEntry]:
         read_at = self.clock()

@@ -1,7 +1,7 @@
 """Typed FastAPI dependencies: the app's resources and the caller's identity.
 
-``create_app`` puts the settings, the ClickHouse client, the event publisher and
-the clock on ``app.state``; routes get them through the ``Annotated`` aliases
+``create_app`` puts the settings, the ClickHouse client, the kept dashboards, the
+event publisher and the clock on ``app.state``; routes get them through the ``Annotated`` aliases
 here (all ``async`` so that resolving them costs no thread hop).
 ``CurrentPrincipal`` verifies the bearer token (``api.auth``): a missing or
 invalid token is 401 with ``WWW-Authenticate: Bearer``, an unknown role 403.
@@ -16,6 +16,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import AuthError, Principal, decode_token
+from api.dashboard_cache import DashboardCache
 from api.publisher import EventPublisher
 from api.timeutil import Clock
 from infra.settings import Settings
@@ -31,6 +32,11 @@ async def get_settings_dep(request: Request) -> Settings:
 async def get_client(request: Request) -> Client:
     """The shared ClickHouse client (thread-safe; used from worker threads)."""
     return request.app.state.client  # type: ignore[no-any-return]
+
+
+async def get_dashboards(request: Request) -> DashboardCache | None:
+    """The kept dashboard payloads (None when the cache is off)."""
+    return request.app.state.dashboards  # type: ignore[no-any-return]
 
 
 async def get_publisher(request: Request) -> EventPublisher:
@@ -73,6 +79,7 @@ async def get_principal(
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ClientDep = Annotated[Client, Depends(get_client)]
+DashboardsDep = Annotated[DashboardCache | None, Depends(get_dashboards)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -31,6 +31,11 @@ APPLY_WAIT = Histogram(
     "eduknit_api_apply_wait_seconds", "Wait until a posted event was applied",
     buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
 )  # fmt: skip
+# Dashboard reads answered from the kept payloads (hit) or read from ClickHouse (miss);
+# reads while the change feed is stale are neither.
+DASHBOARD_CACHE = Counter(
+    "eduknit_api_dashboard_cache_total", "Dashboard payload look-ups by result", ["result"]
+)
 
 
 def route_label(scope: Scope) -> str:

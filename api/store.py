@@ -1,5 +1,8 @@
 """ClickHouse reads of the API: one point read per dashboard, one per apply check.
 
+A dashboard payload still current in the ``api.dashboard_cache`` needs no read
+(``kept_student``); one read is offered to it (``load_student(..., cache=)``).
+
 ``load_student`` reads the student's ``student_dashboard`` row (one column of
 one row in small granules: ~1 ms in the embedded engine) and takes the titles
 from the catalog kept by ``api.catalog_cache``. A student written before that
@@ -28,6 +31,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from api import payload
 from api.catalog_cache import CatalogCache
+from api.dashboard_cache import DashboardCache
 from api.records import CatalogEntry, CourseRecord, DayRecord, StudentData, SummaryRecord
 from api.timeutil import as_utc
 
@@ -75,7 +79,9 @@ WHERE student_id = {{student:String}}
        OR ({{with_active:UInt8}} = 1 AND completions > 0))
 """
 
-_DASHBOARD_SQL = "SELECT payload FROM student_dashboard FINAL WHERE student_id = {student:String}"
+_DASHBOARD_SQL = (
+    "SELECT payload, version FROM student_dashboard FINAL WHERE student_id = {student:String}"
+)
 CATALOG = CatalogCache()
 
 _APPLIED_SQL = (
@@ -135,22 +141,49 @@ def load_student(
     until: dt.date,
     *,
     all_active_days: bool = False,
+    cache: DashboardCache | None = None,
 ) -> StudentData:
     """A student's courses, catalog entries, summary, and daily rows dated ``since``..``until``.
 
     With ``all_active_days`` the daily rows of every active date (one with
     completions) are read too, whenever it was, for the streak-milestone
     notifications. Callers
-    widen the range by ``DATE_MARGIN`` when "today" is not known yet.
+    widen the range by ``DATE_MARGIN`` when "today" is not known yet. The payload
+    read is offered to ``cache`` (``api.dashboard_cache``), which keeps it while current.
     """
     with _dashboard_read():
+        read_started = cache.clock() if cache is not None else 0.0
         found = client.query(_DASHBOARD_SQL, parameters={"student": student_id}).result_rows
         if not found:
             return load_student_from_aggregates(
                 client, student_id, since, until, all_active_days=all_active_days
             )
-        data = payload.decode(found[0][0], since, until, all_active_days=all_active_days)
+        raw, version = found[0]
+        if cache is not None:
+            cache.put(student_id, raw, int(version), read_started)
+        data = payload.decode(raw, since, until, all_active_days=all_active_days)
         catalog = CATALOG.entries(client, (course.course_id for course in data.courses))
+    return StudentData(data.courses, catalog, data.summary, data.days)
+
+
+def kept_student(
+    cache: DashboardCache | None,
+    client: Client,
+    student_id: str,
+    since: dt.date,
+    until: dt.date,
+    *,
+    all_active_days: bool = False,
+) -> StudentData | None:
+    """``load_student`` from kept copies only, without I/O: None unless the student's
+    payload is current in ``cache`` and the catalog copy is fresh and has its courses."""
+    raw = cache.get(student_id) if cache is not None else None
+    if raw is None:
+        return None
+    data = payload.decode(raw, since, until, all_active_days=all_active_days)
+    catalog = CATALOG.kept_entries(client, (course.course_id for course in data.courses))
+    if catalog is None:
+        return None
     return StudentData(data.courses, catalog, data.summary, data.days)
 
 

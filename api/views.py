@@ -4,7 +4,9 @@ Each ``*_view`` loads what it needs with ``store.load_student`` in one round
 trip, decides "today" (``tz``, else the zone of the latest event, else UTC) and
 hands the records to the pure rules of ``api.metrics``/``api.notifications``.
 Daily rows are read around the UTC date with ``store.DATE_MARGIN`` so "today"
-can be decided after the read. Blocking: call from a worker thread.
+can be decided after the read. Blocking: call from a worker thread. Each
+``kept_*_view`` answers the same from a payload still current in the
+``DashboardCache``, without I/O (so on the event loop), or returns None.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import datetime as dt
 from clickhouse_connect.driver.client import Client
 
 from api import metrics, store
+from api.dashboard_cache import DashboardCache
 from api.models import ProgressApplied, RealtimeDashboard, Statistics
 from api.notifications import notifications
 from api.records import StudentData
@@ -25,15 +28,21 @@ def _today(data: StudentData, tz: str | None, now: dt.datetime) -> tuple[dt.date
     return local_today(now, zone), zone
 
 
-def realtime_view(
-    client: Client, student_id: str, tz: str | None, now: dt.datetime
-) -> RealtimeDashboard:
-    """``GET /api/dashboard/realtime``."""
+def _realtime_range(now: dt.datetime) -> tuple[dt.date, dt.date]:
     utc_date = now.astimezone(dt.UTC).date()
     since = utc_date - (metrics.WEEK_DAYS - 1) * metrics.ONE_DAY - store.DATE_MARGIN
-    data = store.load_student(
-        client, student_id, since, utc_date + store.DATE_MARGIN, all_active_days=True
-    )
+    return since, utc_date + store.DATE_MARGIN
+
+
+def _statistics_range(now: dt.datetime, days: int) -> tuple[dt.date, dt.date]:
+    utc_date = now.astimezone(dt.UTC).date()
+    since = utc_date - (days - 1) * metrics.ONE_DAY - store.DATE_MARGIN
+    return since, utc_date + store.DATE_MARGIN
+
+
+def _realtime(
+    student_id: str, data: StudentData, tz: str | None, now: dt.datetime
+) -> RealtimeDashboard:
     today, zone = _today(data, tz, now)
     courses = metrics.course_list(data)
     return RealtimeDashboard(
@@ -47,23 +56,76 @@ def realtime_view(
     )
 
 
+def realtime_view(
+    client: Client,
+    student_id: str,
+    tz: str | None,
+    now: dt.datetime,
+    cache: DashboardCache | None = None,
+) -> RealtimeDashboard:
+    """``GET /api/dashboard/realtime``."""
+    since, until = _realtime_range(now)
+    data = store.load_student(client, student_id, since, until, all_active_days=True, cache=cache)
+    return _realtime(student_id, data, tz, now)
+
+
+def kept_realtime_view(
+    cache: DashboardCache | None, client: Client, student_id: str, tz: str | None, now: dt.datetime
+) -> RealtimeDashboard | None:
+    """``realtime_view`` from the kept payload, without I/O; None when there is none."""
+    since, until = _realtime_range(now)
+    data = store.kept_student(cache, client, student_id, since, until, all_active_days=True)
+    return None if data is None else _realtime(student_id, data, tz, now)
+
+
 def statistics_view(
-    client: Client, student_id: str, days: int, tz: str | None, now: dt.datetime
+    client: Client,
+    student_id: str,
+    days: int,
+    tz: str | None,
+    now: dt.datetime,
+    cache: DashboardCache | None = None,
 ) -> Statistics:
     """``GET /api/dashboard/statistics``."""
-    utc_date = now.astimezone(dt.UTC).date()
-    since = utc_date - (days - 1) * metrics.ONE_DAY - store.DATE_MARGIN
-    data = store.load_student(client, student_id, since, utc_date + store.DATE_MARGIN)
+    since, until = _statistics_range(now, days)
+    data = store.load_student(client, student_id, since, until, cache=cache)
+    today, _ = _today(data, tz, now)
+    return metrics.statistics(student_id, data, today, days)
+
+
+def kept_statistics_view(
+    cache: DashboardCache | None,
+    client: Client,
+    student_id: str,
+    days: int,
+    tz: str | None,
+    now: dt.datetime,
+) -> Statistics | None:
+    """``statistics_view`` from the kept payload, without I/O; None when there is none."""
+    since, until = _statistics_range(now, days)
+    data = store.kept_student(cache, client, student_id, since, until)
+    if data is None:
+        return None
     today, _ = _today(data, tz, now)
     return metrics.statistics(student_id, data, today, days)
 
 
 def applied_view(
-    client: Client, student_id: str, event_id: str, course_id: str, tz: str | None, now: dt.datetime
+    client: Client,
+    student_id: str,
+    event_id: str,
+    course_id: str,
+    tz: str | None,
+    now: dt.datetime,
+    cache: DashboardCache | None = None,
 ) -> ProgressApplied:
-    """The 200 answer of ``POST progress/update``: the course and the summary after the event."""
+    """The 200 answer of ``POST progress/update``: the course and the summary after the event.
+
+    The payload read (with the event) replaces the kept one, so the poster's next
+    dashboard read shows the event without waiting for the change feed.
+    """
     utc_date = now.astimezone(dt.UTC).date()
-    data = store.load_student(client, student_id, utc_date, utc_date)
+    data = store.load_student(client, student_id, utc_date, utc_date, cache=cache)
     today, _ = _today(data, tz, now)
     record = next((c for c in data.courses if c.course_id == course_id), None)
     course = (

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
 
     # API: how long POST progress/update waits for the pipeline to apply the event.
     apply_wait_seconds: float = Field(5.0, alias="EDUKNIT_APPLY_WAIT_SECONDS", gt=0)
+    # API: dashboard payloads kept for the students who read them most recently (0: off),
+    # until the change feed, polling ClickHouse this often, sees a newer row of theirs.
+    dashboard_cache_students: int = Field(10_000, alias="EDUKNIT_DASHBOARD_CACHE_STUDENTS", ge=0)
+    dashboard_feed_seconds: float = Field(0.1, alias="EDUKNIT_DASHBOARD_FEED_SECONDS", gt=0, le=1)
     log_level: str = Field("info", alias="EDUKNIT_LOG_LEVEL")
 
     @model_validator(mode="after")

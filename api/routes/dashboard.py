@@ -1,7 +1,8 @@
 """``/api/dashboard/*``: the student dashboard (SPEC §5). Every route needs a bearer token.
 
-Reads are sync endpoints (FastAPI runs them on its thread pool, where the
-blocking ClickHouse call belongs). The POST is async: it awaits the Kafka
+Reads answer on the event loop from a dashboard payload still current in the
+``api.dashboard_cache`` (no I/O); otherwise they read ClickHouse on the thread
+pool, where the blocking call belongs. The POST is async: it awaits the Kafka
 acknowledgement, then polls ClickHouse from the thread pool until the event is
 applied (200) or ``EDUKNIT_APPLY_WAIT_SECONDS`` passed (202). If the event was
 produced but ClickHouse cannot be read afterwards, the answer is 202 too: the
@@ -20,7 +21,14 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator
 
 from api.auth import AuthError, MissingStudentId, Principal, student_to_read, student_to_write
-from api.deps import ClientDep, ClockDep, CurrentPrincipal, PublisherDep, SettingsDep
+from api.deps import (
+    ClientDep,
+    ClockDep,
+    CurrentPrincipal,
+    DashboardsDep,
+    PublisherDep,
+    SettingsDep,
+)
 from api.errors import invalid_input
 from api.models import (
     ErrorBody,
@@ -35,7 +43,13 @@ from api.observability import APPLY_WAIT, PROGRESS_UPDATES
 from api.progress import build_event, wait_applied
 from api.store import StoreUnavailable
 from api.timeutil import check_zone_name
-from api.views import applied_view, realtime_view, statistics_view
+from api.views import (
+    applied_view,
+    kept_realtime_view,
+    kept_statistics_view,
+    realtime_view,
+    statistics_view,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,22 +112,28 @@ def _writer(principal: Principal, requested: str | None) -> str:
 
 
 @router.get("/realtime", response_model=RealtimeDashboard, responses=ERRORS)
-def realtime(
+async def realtime(
     principal: CurrentPrincipal,
     client: ClientDep,
+    dashboards: DashboardsDep,
     clock: ClockDep,
     tz: TzQuery = None,
     student_id: StudentQuery = None,
 ) -> Response:
     """Courses, weekly activity, summary, recent activity and notifications of one student."""
     student = _reader(principal, student_id)
-    return _json(realtime_view(client, student, tz, clock()))
+    now = clock()
+    answer = kept_realtime_view(dashboards, client, student, tz, now)
+    if answer is None:
+        answer = await run_in_threadpool(realtime_view, client, student, tz, now, dashboards)
+    return _json(answer)
 
 
 @router.get("/statistics", response_model=Statistics, responses=ERRORS)
-def statistics(
+async def statistics(
     principal: CurrentPrincipal,
     client: ClientDep,
+    dashboards: DashboardsDep,
     clock: ClockDep,
     days: DaysQuery = 30,
     tz: TzQuery = None,
@@ -121,7 +141,13 @@ def statistics(
 ) -> Response:
     """Daily figures and totals over the last ``days`` local dates, and per course."""
     student = _reader(principal, student_id)
-    return _json(statistics_view(client, student, days, tz, clock()))
+    now = clock()
+    answer = kept_statistics_view(dashboards, client, student, days, tz, now)
+    if answer is None:
+        answer = await run_in_threadpool(
+            statistics_view, client, student, days, tz, now, dashboards
+        )
+    return _json(answer)
 
 
 @router.post(
@@ -138,6 +164,7 @@ async def progress_update(
     principal: CurrentPrincipal,
     client: ClientDep,
     publisher: PublisherDep,
+    dashboards: DashboardsDep,
     settings: SettingsDep,
     clock: ClockDep,
     tz: TzQuery = None,
@@ -159,7 +186,7 @@ async def progress_update(
         APPLY_WAIT.observe(time.monotonic() - started)
         try:
             answer = await run_in_threadpool(
-                applied_view, client, student, event_id, body.course_id, tz, clock()
+                applied_view, client, student, event_id, body.course_id, tz, clock(), dashboards
             )
         except StoreUnavailable as exc:
             log.warning("event %s applied but the dashboard could not be read: %s", event_id, exc)
