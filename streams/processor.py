@@ -101,9 +101,15 @@ class BatchResult:
         self.tables.setdefault(table, []).extend(new_rows)
 
 
-def compress_state(state: StudentState) -> bytes:
-    """An idle state as zlib-compressed snapshot JSON: 3.4x smaller for 15 µs more."""
-    return zlib.compress(orjson.dumps(state.to_dict()), FROZEN_ZLIB_LEVEL)
+def compress_state(state: StudentState, snapshot_json: str | None = None) -> bytes:
+    """An idle state as zlib-compressed snapshot JSON: 3.4x smaller for 15 µs more.
+
+    ``snapshot_json``: the state's JSON as its snapshot row holds it, when the
+    state was just snapshotted (the same text; serialising it again was half the
+    cost of freezing).
+    """
+    text = snapshot_json.encode() if snapshot_json is not None else orjson.dumps(state.to_dict())
+    return zlib.compress(text, FROZEN_ZLIB_LEVEL)
 
 
 def decompress_state(frozen: bytes) -> dict[str, Any]:
@@ -164,6 +170,8 @@ class EventProcessor:
         self.unwritten_old: set[tuple[str, str]] = set()
         # Students the store may hold (None: read it from the store when next needed).
         self.known: KnownStudents | None = None
+        # The JSON of the states in the last snapshot, until the next ``freeze``.
+        self._snapshot_json: dict[str, str] = {}
 
     # ----------------------------------------------------------------- batches
     def process(self, messages: list[Message], now: dt.datetime, version: int) -> BatchResult:
@@ -313,6 +321,7 @@ class EventProcessor:
             if sid in self.states
         ]
         self.unsnapshotted.clear()
+        self._snapshot_json = {row[0]: row[2] for row in snapshot}
         return snapshot
 
     # ------------------------------------------------------------ cache upkeep
@@ -354,12 +363,13 @@ class EventProcessor:
         Only states saved in a snapshot (so the JSON is what ClickHouse holds) and
         not in ``protect`` (the students of a batch not yet written) are frozen.
         """
+        texts, self._snapshot_json = self._snapshot_json, {}
         if self.hot_students <= 0:
             return 0
         idle = self._idle(len(self.states) - self.hot_students, protect)
         for sid in idle:
             state = self.states.pop(sid)
-            self.frozen[sid] = (state.partition, compress_state(state))
+            self.frozen[sid] = (state.partition, compress_state(state, texts.get(sid)))
         return len(idle)
 
     def evict(self, protect: set[str] | frozenset[str] = frozenset()) -> int:

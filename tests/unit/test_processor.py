@@ -24,7 +24,13 @@ from schemas.dead_letter import PAYLOAD_LIMIT
 from schemas.events import EPOCH, ParsedEvent
 from streams import known_students, rows
 from streams.known_students import KnownStudents
-from streams.processor import BatchResult, EventProcessor, Message
+from streams.processor import (
+    BatchResult,
+    EventProcessor,
+    Message,
+    compress_state,
+    decompress_state,
+)
 from streams.sink import WRITE_ORDER, replayed_event
 from streams.student_state import StudentState
 
@@ -762,6 +768,21 @@ def test_freeze_keeps_changed_and_protected_states_as_objects() -> None:
     assert list(processor.states) == ["s2"] and list(processor.frozen) == ["s3", "s1"]
     processor.forget_partitions({0})
     assert not processor.states and not processor.frozen
+
+
+def test_freezing_reuses_the_snapshot_json_of_the_same_state() -> None:
+    store = MemoryStore()
+    processor = EventProcessor(store, hot_students=1)
+    write_one_lesson_each(store, processor, ["s1", "s2", "s3"])
+    states = dict(processor.states)
+    expected = {sid: decompress_state(compress_state(state)) for sid, state in states.items()}
+    store.snapshot(processor, version=4)
+    snapshot_json = {sid: orjson.loads(text) for sid, text in processor._snapshot_json.items()}
+    assert processor.freeze() == 2
+    assert not processor._snapshot_json  # kept only until this freeze
+    for sid, (_, frozen) in processor.frozen.items():
+        assert decompress_state(frozen) == snapshot_json[sid]
+        assert decompress_state(frozen) == {**expected[sid], "v": 4}
 
 
 def test_states_are_evicted_only_after_a_snapshot() -> None:
