@@ -18,8 +18,9 @@ Races: a read that returned version v while a newer row was being committed is
 not kept when the feed saw the newer version first (``put`` checks the versions
 the feed saw in the last ``REMEMBER_SECONDS``); otherwise the next poll drops it.
 So a change shows at most one poll (plus the poll's own time) after it is in
-ClickHouse. When no poll has succeeded for ``stale_after`` seconds (ClickHouse
-down, feed not started), nothing is answered from the kept payloads.
+ClickHouse. When no poll has succeeded for ``stale_after`` seconds (1 s: ClickHouse
+down, feed not started), nothing is answered from the kept payloads: the dashboards
+answer 503 as without them (the catalog copy they need is kept 1 s too).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class DashboardCache:
     """Payloads by student with their versions; thread-safe, no I/O."""
 
     def __init__(
-        self, capacity: int, stale_after: float = 2.0, clock: Callable[[], float] = time.monotonic
+        self, capacity: int, stale_after: float = 1.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.capacity = capacity
         self.stale_after = stale_after
