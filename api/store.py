@@ -176,7 +176,7 @@ def kept_student(
     all_active_days: bool = False,
 ) -> StudentData | None:
     """``load_student`` from kept copies only, without I/O: None unless the student's
-    payload is current in ``cache`` and the catalog copy is fresh and has its courses."""
+    payload is current in ``cache`` and the catalog copy is fresh (``kept_entries``)."""
     raw = cache.get(student_id) if cache is not None else None
     if raw is None:
         return None

@@ -56,6 +56,13 @@ def _realtime(
     )
 
 
+def _statistics(
+    student_id: str, data: StudentData, days: int, tz: str | None, now: dt.datetime
+) -> Statistics:
+    today, _ = _today(data, tz, now)
+    return metrics.statistics(student_id, data, today, days)
+
+
 def realtime_view(
     client: Client,
     student_id: str,
@@ -89,8 +96,7 @@ def statistics_view(
     """``GET /api/dashboard/statistics``."""
     since, until = _statistics_range(now, days)
     data = store.load_student(client, student_id, since, until, cache=cache)
-    today, _ = _today(data, tz, now)
-    return metrics.statistics(student_id, data, today, days)
+    return _statistics(student_id, data, days, tz, now)
 
 
 def kept_statistics_view(
@@ -104,10 +110,7 @@ def kept_statistics_view(
     """``statistics_view`` from the kept payload, without I/O; None when there is none."""
     since, until = _statistics_range(now, days)
     data = store.kept_student(cache, client, student_id, since, until)
-    if data is None:
-        return None
-    today, _ = _today(data, tz, now)
-    return metrics.statistics(student_id, data, today, days)
+    return None if data is None else _statistics(student_id, data, days, tz, now)
 
 
 def applied_view(
