@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # The most recently active states kept as objects (~6 KiB each); older idle
     # ones are kept as their zlib-compressed snapshot JSON (~0.5 KiB) until active again.
     # 0: all objects.
-    hot_state_students: int = Field(20_000, alias="EDUKNIT_HOT_STATE_STUDENTS", ge=0)
+    hot_state_students: int = Field(10_000, alias="EDUKNIT_HOT_STATE_STUDENTS", ge=0)
     # The embedded engine's allocator keeps freed pages for seconds, and each batch's
     # inserts free hundreds of MiB a minute: they are handed back this often (0: never).
     engine_purge_seconds: float = Field(1.0, alias="EDUKNIT_ENGINE_PURGE_SECONDS", ge=0)

@@ -45,7 +45,9 @@ log = logging.getLogger("eduknit.worker")
 
 Clock = Callable[[], dt.datetime]
 T = TypeVar("T")
-SNAPSHOT_MAX_PENDING = 50_000  # snapshot sooner when this many states changed
+# Snapshot sooner when this many states changed: only snapshotted states can be frozen
+# or dropped, and its rows are held until written (50k ended ~75 MiB higher at 100k students).
+SNAPSHOT_MAX_PENDING = 20_000
 PENDING_WRITE_GRACE = 10.0  # seconds a stopping agent waits for its write in flight
 # States per snapshot insert: a snapshot holds up to SNAPSHOT_MAX_PENDING states of
 # 1.5-6 KiB each, and one insert of them all held several copies of ~100 MiB of text.
