@@ -28,13 +28,8 @@ def _today(data: StudentData, tz: str | None, now: dt.datetime) -> tuple[dt.date
     return local_today(now, zone), zone
 
 
-def _realtime_range(now: dt.datetime) -> tuple[dt.date, dt.date]:
-    utc_date = now.astimezone(dt.UTC).date()
-    since = utc_date - (metrics.WEEK_DAYS - 1) * metrics.ONE_DAY - store.DATE_MARGIN
-    return since, utc_date + store.DATE_MARGIN
-
-
-def _statistics_range(now: dt.datetime, days: int) -> tuple[dt.date, dt.date]:
+def _read_range(now: dt.datetime, days: int) -> tuple[dt.date, dt.date]:
+    """The dates to read for ``days`` local dates ending today, whatever the zone."""
     utc_date = now.astimezone(dt.UTC).date()
     since = utc_date - (days - 1) * metrics.ONE_DAY - store.DATE_MARGIN
     return since, utc_date + store.DATE_MARGIN
@@ -71,7 +66,7 @@ def realtime_view(
     cache: DashboardCache | None = None,
 ) -> RealtimeDashboard:
     """``GET /api/dashboard/realtime``."""
-    since, until = _realtime_range(now)
+    since, until = _read_range(now, metrics.WEEK_DAYS)
     data = store.load_student(client, student_id, since, until, all_active_days=True, cache=cache)
     return _realtime(student_id, data, tz, now)
 
@@ -80,7 +75,7 @@ def kept_realtime_view(
     cache: DashboardCache | None, client: Client, student_id: str, tz: str | None, now: dt.datetime
 ) -> RealtimeDashboard | None:
     """``realtime_view`` from the kept payload, without I/O; None when there is none."""
-    since, until = _realtime_range(now)
+    since, until = _read_range(now, metrics.WEEK_DAYS)
     data = store.kept_student(cache, client, student_id, since, until, all_active_days=True)
     return None if data is None else _realtime(student_id, data, tz, now)
 
@@ -94,7 +89,7 @@ def statistics_view(
     cache: DashboardCache | None = None,
 ) -> Statistics:
     """``GET /api/dashboard/statistics``."""
-    since, until = _statistics_range(now, days)
+    since, until = _read_range(now, days)
     data = store.load_student(client, student_id, since, until, cache=cache)
     return _statistics(student_id, data, days, tz, now)
 
@@ -108,7 +103,7 @@ def kept_statistics_view(
     now: dt.datetime,
 ) -> Statistics | None:
     """``statistics_view`` from the kept payload, without I/O; None when there is none."""
-    since, until = _statistics_range(now, days)
+    since, until = _read_range(now, days)
     data = store.kept_student(cache, client, student_id, since, until)
     return None if data is None else _statistics(student_id, data, days, tz, now)
 
