@@ -1,6 +1,9 @@
-"""The Faust application: agents for ``learning-events`` and ``course-catalog``.
+"""The Faust application: the ``learning-events`` loop and the ``course-catalog`` agent.
 
-Each agent takes batches (``noack_take``), hands them to the pure processing code,
+The events loop takes whole fetches from Faust's consumer (``BatchingApp``,
+streams/batch_consumer.py: no per-record event, queue and stream, which cost more
+than the processing), the catalog agent takes batches (``noack_take``). Each hands
+its batches to the pure processing code,
 sends rejected messages to ``learning-events-dlq``, writes the batch's rows to
 ClickHouse and only then acknowledges the batch's offsets. A failed write is
 retried with backoff for as long as it takes; offsets are never committed for a
@@ -22,7 +25,7 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import faust
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -35,6 +38,7 @@ from schemas import dead_letter as dlq_schema
 from schemas import events as events_schema
 from schemas.dead_letter import DeadLetter
 from streams import metrics
+from streams.batch_consumer import Batch, BatchingApp
 from streams.catalog import catalog_rows
 from streams.guard import InvalidRatioGuard, TooManyInvalid
 from streams.processor import BatchResult, EventProcessor, Message, dead_letter_row
@@ -105,7 +109,7 @@ class Worker:
         gc.set_threshold(100_000, 50, 100)
         s = self.settings
         shorten_fetch_wait(s.fetch_max_wait_ms)
-        app = faust.App(
+        app = BatchingApp(
             "eduknit-worker",
             broker=f"kafka://{s.bootstrap_servers}",
             store="memory://",
@@ -127,14 +131,27 @@ class Worker:
         events_topic = app.topic(events_schema.TOPIC, partitions=s.partitions)
         catalog_topic = app.topic(catalog_schema.TOPIC, partitions=s.partitions)
         self.dlq_topic = app.topic(dlq_schema.TOPIC, partitions=s.partitions)
-        app.agent(events_topic, name="learning-events")(self._learning_events)
+        # Fetches of up to 5,000 records: 4 waiting is the stock stream buffer's 20,000.
+        self.event_batches = app.batch_queue(events_topic, max_batches=4)
+        app.task(self._learning_events_task)
         app.agent(catalog_topic, name="course-catalog")(self._course_catalog)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_partitions_assigned.connect(self._on_assigned)
         return app
 
     # ------------------------------------------------------------------ agents
-    async def _learning_events(self, stream: faust.StreamT) -> None:
+    async def _learning_events_task(self) -> None:
+        """Run the events loop; a bug in it stops the worker (exit 1, the supervisor
+        restarts it) instead of leaving it alive without its loop."""
+        try:
+            await self._learning_events()
+        except (asyncio.CancelledError, SystemExit):
+            raise
+        except BaseException as exc:
+            log.exception("learning-events loop failed")
+            await self.app.crash(exc)
+
+    async def _learning_events(self) -> None:
         """Process batch N+1 while batch N is being written (one write in flight).
 
         A batch is acknowledged only after its rows are in ClickHouse; writes
@@ -145,7 +162,9 @@ class Worker:
         pending: asyncio.Future[None] | None = None
         unwritten: list[str] = []  # students of the batches not yet written
         try:
-            async for batch in stream.noack_take(s.batch_max_events, s.batch_max_seconds):
+            app = cast(BatchingApp, self.app)
+            while True:
+                batch = await app.take(self.event_batches, s.batch_max_events, s.batch_max_seconds)
                 started = time.perf_counter()
                 if self._revoked:  # forget moved students only when nothing is unwritten
                     if pending is not None:
@@ -153,7 +172,7 @@ class Worker:
                         pending = None
                     self.processor.forget_partitions(self._revoked)
                     self._revoked = set()
-                messages = [_message(event) for event in batch]
+                messages = [Message(m.topic, m.partition, m.offset, m.key, m.value) for m in batch]
                 result = await self._process(messages)
                 unwritten += result.students
                 try:
@@ -171,10 +190,8 @@ class Worker:
                 metrics.STATES_CACHED.set(len(self.processor.states) + len(self.processor.frozen))
                 metrics.STATES_FROZEN.set(len(self.processor.frozen))
                 unwritten = list(result.students)
-                commit = self._commit(stream, batch, result, snapshot, started)
+                commit = self._commit(batch, result, snapshot, started)
                 pending = asyncio.ensure_future(commit)
-            if pending is not None:
-                await pending
         except asyncio.CancelledError:
             if pending is not None and not pending.done():
                 # Let a write in progress land (a state reloaded before it would miss
@@ -188,8 +205,7 @@ class Worker:
 
     async def _commit(
         self,
-        stream: faust.StreamT,
-        batch: list[faust.EventT],
+        batch: Batch,
         result: BatchResult,
         snapshot: list[Row],
         started: float,
@@ -199,8 +215,7 @@ class Worker:
         await self._send_dead_letters(result.dead_letters)
         await self._write(result.tables)
         self.processor.written(result)
-        for event in batch:
-            await stream.ack(event)
+        cast(BatchingApp, self.app).ack(batch)
         if snapshot:
             for start in range(0, len(snapshot), SNAPSHOT_INSERT_STATES):
                 chunk = snapshot[start : start + SNAPSHOT_INSERT_STATES]
