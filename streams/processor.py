@@ -15,7 +15,7 @@ order-independent and a replay therefore rebuilds exactly the same state.
 
 Memory: the ``hot_students`` most recently active states are kept as objects;
 older ones, once saved in a snapshot, are kept as their snapshot JSON compressed
-with zlib (~500 bytes against ~5.7 KiB as objects; 1.7 KiB uncompressed) and
+with LZ4 (~660 bytes against ~5.7 KiB as objects; 1.6 KiB uncompressed) and
 rebuilt when the student is active again (~16 µs);
 beyond ``cache_students`` in all, the least recently used are dropped (their
 snapshot is in ClickHouse). Students never seen (not in the ``KnownStudents``
@@ -31,12 +31,12 @@ Duplicates (SPEC: an ``eventId`` seen twice counts once), in two tiers:
 from __future__ import annotations
 
 import datetime as dt
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import lz4.block
 import orjson
 
 from schemas.dead_letter import DeadLetter, payload_text
@@ -47,7 +47,6 @@ from streams.known_students import KnownStudents
 from streams.student_state import StudentState
 
 PRUNE_MARGIN_MS = 3_600_000
-FROZEN_ZLIB_LEVEL = 1  # level 6 saves 12 % more for a third more time
 # Per-student state lives with the partition of the student's key: a message keyed
 # otherwise would be counted by a worker that does not own the student.
 KEY_MISMATCH = "the message key must be the event's studentId (SPEC §2)"
@@ -102,19 +101,23 @@ class BatchResult:
 
 
 def compress_state(state: StudentState, snapshot_json: str | None = None) -> bytes:
-    """An idle state as zlib-compressed snapshot JSON: 3.4x smaller for 15 µs more.
+    """An idle state as LZ4-compressed snapshot JSON: 2.7x smaller for 2 µs more.
+
+    zlib (level 1) is 3.7x smaller but takes 15.5 µs to compress and 5.3 to
+    decompress (against 1.9 and 0.8); in this workload nearly every event thaws a
+    state and later freezes it, and zlib was 15 % of the event loop's time.
 
     ``snapshot_json``: the state's JSON as its snapshot row holds it, when the
     state was just snapshotted (the same text; serialising it again was half the
     cost of freezing).
     """
     text = snapshot_json.encode() if snapshot_json is not None else orjson.dumps(state.to_dict())
-    return zlib.compress(text, FROZEN_ZLIB_LEVEL)
+    return lz4.block.compress(text)
 
 
 def decompress_state(frozen: bytes) -> dict[str, Any]:
     """The ``to_dict`` of a state kept by ``compress_state``."""
-    return orjson.loads(zlib.decompress(frozen))
+    return orjson.loads(lz4.block.decompress(frozen))
 
 
 def dead_letter(message: Message, error: InvalidMessage, now: dt.datetime) -> DeadLetter:
@@ -161,7 +164,7 @@ class EventProcessor:
         self.cache_students = cache_students
         self.hot_students = hot_students  # 0: every cached state stays an object
         self.states: OrderedDict[str, StudentState] = OrderedDict()
-        # Idle states as (partition, zlib-compressed snapshot JSON), least recently used first.
+        # Idle states as (partition, LZ4-compressed snapshot JSON), least recently used first.
         self.frozen: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         # Students whose state changed since its last snapshot.
         self.unsnapshotted: set[str] = set()
