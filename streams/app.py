@@ -123,7 +123,7 @@ class Worker:
             broker_heartbeat_interval=1,
             broker_commit_interval=0.5,
             consumer_auto_offset_reset="earliest",
-            broker_max_poll_records=5000,
+            broker_max_poll_records=s.batch_max_events,  # a fetch is at most a batch
             stream_buffer_maxsize=20000,
             producer_max_batch_size=262144,
             producer_acks=-1,
@@ -192,6 +192,7 @@ class Worker:
                 unwritten = list(result.students)
                 commit = self._commit(batch, result, snapshot, started)
                 pending = asyncio.ensure_future(commit)
+                await asyncio.sleep(0)  # let the write start before the next batch
         except asyncio.CancelledError:
             if pending is not None and not pending.done():
                 # Let a write in progress land (a state reloaded before it would miss
