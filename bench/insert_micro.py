@@ -22,6 +22,7 @@ import time
 
 from bench.processor_micro import EmptyStore, stream
 from infra.clickhouse import shared_client
+from streams.app import GC_YOUNG_THRESHOLD
 from streams.processor import EventProcessor
 from streams.sink import ClickHouseSink
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--students", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1200)
     args = parser.parse_args(argv)
-    gc.set_threshold(100_000, 50, 100)  # as the worker (streams/app.py)
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)  # as the worker
     messages = stream(args.events, args.students)
     processor = EventProcessor(EmptyStore())
     batches = [

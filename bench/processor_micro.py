@@ -22,6 +22,7 @@ import orjson
 
 from infra.clickhouse import shared_client
 from schemas.events import ParsedEvent
+from streams.app import GC_YOUNG_THRESHOLD
 from streams.known_students import KnownStudents
 from streams.processor import BatchResult, EventProcessor, Message
 from streams.sink import ClickHouseSink
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--workload", choices=["random", "ingest"], default="random")
     args = parser.parse_args(argv)
-    gc.set_threshold(100_000, 50, 100)  # as the worker (streams/app.py)
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)  # as the worker
     if args.workload == "ingest":
         from bench.workload import generate
 
