@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from schemas.events import ParsedEvent
+from streams.iso_time import iso_ms
 from streams.student_state import LESSON_POINTS, DayFacts, StudentState, day_of, from_micro
 
 Row = list[Any]
@@ -54,28 +55,6 @@ def ms_to_datetime(ms: int | None) -> dt.datetime | None:
     if ms is None:
         return None
     return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
-
-
-@lru_cache(maxsize=1 << 12)
-def _iso_date_of_epoch_day(day: int) -> str:
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
-
-
-def iso_ms(ms: int) -> str:
-    """RFC 3339 UTC text of epoch milliseconds, e.g. ``2026-11-26T09:00:00Z``.
-
-    Arithmetic on the integer (the date part cached per day) rather than a
-    datetime and ``strftime``: recent activity formats ten times per touched
-    student and batch, and this was a seventh of the processing time.
-    """
-    day, in_day = divmod(ms, 86_400_000)
-    seconds, milli = divmod(in_day, 1000)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    date = _iso_date_of_epoch_day(day)
-    if milli:
-        return f"{date}T{hours:02d}:{minutes:02d}:{seconds:02d}.{milli:03d}Z"
-    return f"{date}T{hours:02d}:{minutes:02d}:{seconds:02d}Z"
 
 
 def event_row(
@@ -160,15 +139,14 @@ def level_reached(timeline: list[tuple[int, str, int]]) -> list[int]:
 
 def recent_activity(state: StudentState) -> list[dict[str, Any]]:
     """The 10 newest events, newest first, with the points each earned now."""
-    items = []
-    for at, event_id, kind, course_id, lesson_id, quiz_id in state.recent:
-        item_id = lesson_id if kind == "lesson_progress" else quiz_id
-        items.append({
+    points = state.points_by_event().get
+    return [
+        {
             "eventId": event_id, "type": kind, "courseId": course_id, "lessonId": lesson_id,
-            "quizId": quiz_id, "occurredAt": iso_ms(at),
-            "pointsAwarded": state.points_awarded(event_id, kind, course_id, item_id),
-        })  # fmt: skip
-    return items
+            "quizId": quiz_id, "occurredAt": occurred_at, "pointsAwarded": points(event_id, 0),
+        }
+        for _, event_id, kind, course_id, lesson_id, quiz_id, occurred_at in state.recent
+    ]  # fmt: skip
 
 
 def _points_and_levels(state: StudentState) -> tuple[int, list[int]]:
