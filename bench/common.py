@@ -134,6 +134,12 @@ class ProcSampler:
             return float("nan")
         return min(self.samples, key=lambda s: abs(s[0] - moment))[2]
 
+    def rss_median(self, start: float, end: float) -> float:
+        """Median RSS MiB of the samples between two wall-clock times: steadier than
+        one sample (the embedded engine's merges move RSS by ~150 MiB within seconds)."""
+        inside = sorted(s[2] for s in self.samples if start <= s[0] <= end)
+        return inside[len(inside) // 2] if inside else float("nan")
+
 
 # --------------------------------------------------------------- children
 class Child:
