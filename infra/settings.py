@@ -50,9 +50,12 @@ class Settings(BaseSettings):
     snapshot_seconds: float = Field(10.0, alias="EDUKNIT_SNAPSHOT_SECONDS", gt=0)
     state_cache_students: int = Field(200_000, alias="EDUKNIT_STATE_CACHE_STUDENTS", ge=100)
     # The most recently active states kept as objects (~6 KiB each); older idle
-    # ones are kept as their zlib-compressed snapshot JSON (~0.5 KiB) until active again.
+    # ones are kept as their LZ4-compressed snapshot JSON (~0.65 KiB) until active again.
     # 0: all objects.
     hot_state_students: int = Field(10_000, alias="EDUKNIT_HOT_STATE_STUDENTS", ge=0)
+    # ClickHouse clients the worker inserts with: a batch's aggregate tables are
+    # inserted at the same time, one per client (streams.sink).
+    clickhouse_writers: int = Field(3, alias="EDUKNIT_CLICKHOUSE_WRITERS", ge=1, le=8)
     # The embedded engine's allocator keeps freed pages for seconds, and each batch's
     # inserts free hundreds of MiB a minute: they are handed back this often (0: never).
     engine_purge_seconds: float = Field(1.0, alias="EDUKNIT_ENGINE_PURGE_SECONDS", ge=0)

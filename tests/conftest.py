@@ -18,10 +18,16 @@ from infra.clickhouse import shared_client
 
 
 @pytest.fixture(scope="session")
-def ch_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    """The process-wide embedded ClickHouse, migrated."""
+def ch_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The URL of the process-wide embedded ClickHouse."""
     path: Path = tmp_path_factory.mktemp("clickhouse")
-    yield shared_client(f"chdb://{path}")
+    return f"chdb://{path}"
+
+
+@pytest.fixture(scope="session")
+def ch_client(ch_url: str) -> Iterator[Client]:
+    """The process-wide embedded ClickHouse, migrated."""
+    yield shared_client(ch_url)
 
 
 @pytest.fixture
