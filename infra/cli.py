@@ -71,10 +71,8 @@ def _run_faust(settings: Settings, client: object) -> None:
     from streams.app import Worker
     from streams.sink import ClickHouseSink
 
-    # Inserts off the look-ups' client; the aggregate tables of a batch at the same time.
-    url = settings.resolved_clickhouse_url
-    writers = [open_client(url) for _ in range(settings.clickhouse_writers)]
-    sink = ClickHouseSink(client, writers, inline_inserts=settings.embedded_clickhouse)  # type: ignore[arg-type]
+    writer = open_client(settings.resolved_clickhouse_url)  # inserts off the look-ups' client
+    sink = ClickHouseSink(client, writer, inline_inserts=settings.embedded_clickhouse)  # type: ignore[arg-type]
     worker = Worker(settings, sink)
     faust.Worker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 

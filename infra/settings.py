@@ -53,9 +53,6 @@ class Settings(BaseSettings):
     # ones are kept as their LZ4-compressed snapshot JSON (~0.65 KiB) until active again.
     # 0: all objects.
     hot_state_students: int = Field(10_000, alias="EDUKNIT_HOT_STATE_STUDENTS", ge=0)
-    # ClickHouse clients the worker inserts with: a batch's aggregate tables are
-    # inserted at the same time, one per client (streams.sink).
-    clickhouse_writers: int = Field(3, alias="EDUKNIT_CLICKHOUSE_WRITERS", ge=1, le=8)
     # The embedded engine's allocator keeps freed pages for seconds, and each batch's
     # inserts free hundreds of MiB a minute: they are handed back this often (0: never).
     engine_purge_seconds: float = Field(1.0, alias="EDUKNIT_ENGINE_PURGE_SECONDS", ge=0)

@@ -1,11 +1,9 @@
 """The ClickHouse side of the worker: batched writes, state loading, dedup look-ups.
 
-``write`` inserts one batch's rows in a fixed order (dead letters, catalog,
-the aggregates, then ``learning_events`` last) so that a crash between two
-inserts is repaired by the replay (see ``streams.processor``); the aggregate
-tables, which do not depend on each other, are inserted at the same time when
-the sink has more than one writer client. State snapshots are written on their
-own, between batches. It raises on
+``write`` inserts one batch's rows table by table in a fixed order (dead
+letters, catalog, aggregates, then ``learning_events`` last) so that a crash
+between two inserts is repaired by the replay (see ``streams.processor``);
+state snapshots are written on their own, between batches. It raises on
 failure; the caller retries the same rows (inserts are idempotent replacements)
 and acknowledges the batch's offsets only after ``write`` returned.
 """
@@ -13,9 +11,6 @@ and acknowledges the batch's offsets only after ``write`` returned.
 from __future__ import annotations
 
 import logging
-import queue
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -38,11 +33,6 @@ WRITE_ORDER = (
     "learning_events",
     "student_state",
 )
-# Inserted at the same time (each on its own writer client) after the tables
-# before them in WRITE_ORDER and before those after them.
-PARALLEL_TABLES = frozenset(
-    {"student_courses", "student_course_daily", "student_summary", "student_dashboard"}
-)
 LOOKUP_CHUNK = 1000
 KNOWN_CHUNK = 200_000  # student ids read per query when the known-students filter is built
 INSERT_SETTINGS = {"date_time_input_format": "best_effort"}
@@ -58,36 +48,17 @@ class ClickHouseSink:
     """Writes rows and serves the processor's ``StateStore`` look-ups."""
 
     def __init__(
-        self,
-        client: Client,
-        writer: Client | Sequence[Client] | None = None,
-        *,
-        inline_inserts: bool = False,
+        self, client: Client, writer: Client | None = None, *, inline_inserts: bool = False
     ) -> None:
         """``client`` answers the look-ups; ``writer`` (default: the same) takes the inserts.
 
         The embedded engine's client runs one call at a time: with one client, a
         look-up for batch N+1 on the event loop would wait for batch N's insert.
-        Several writer clients insert the aggregate tables of a batch at the same
-        time: each insert parses its rows on one engine thread, and the worker
-        waited for them one after the other (with three writers a batch of 5,000
-        events for 5,000 students was written in 137 ms instead of 186, while
-        another thread kept the GIL busy as the event loop does).
         With ``inline_inserts`` (the embedded engine) the rows travel inside the
         ``INSERT`` statement instead of through a temporary file (see ``_insert``).
         """
         self.client = client
-        if writer is None:
-            writers = [client]
-        elif isinstance(writer, (list, tuple)):
-            writers = list(writer)
-        else:
-            writers = [writer]
-        self.writer = writers[0]
-        self._idle_writers: queue.SimpleQueue[Client] = queue.SimpleQueue()
-        for each in writers:
-            self._idle_writers.put(each)
-        self._pool = ThreadPoolExecutor(len(writers), "ch-writer") if len(writers) > 1 else None
+        self.writer = writer or client
         self.inline_inserts = inline_inserts
 
     def write(self, tables: dict[str, list[rows.Row]]) -> int:
@@ -95,27 +66,16 @@ class ClickHouseSink:
         unknown = set(tables) - set(WRITE_ORDER)
         if unknown:
             raise ValueError(f"no write order for tables {sorted(unknown)}")
-        present = [table for table in WRITE_ORDER if tables.get(table)]
-        together = [table for table in present if table in PARALLEL_TABLES]
-        if self._pool is None or len(together) < 2:
-            for table in present:
-                self._insert_rows(table, tables[table])
-        else:
-            for table in present[: present.index(together[0])]:
-                self._insert_rows(table, tables[table])
-            futures = [self._pool.submit(self._insert_rows, t, tables[t]) for t in together]
-            for future in futures:  # every one finished (or failed) before going on
-                future.exception()
-            for future in futures:
-                future.result()  # raises the first failure
-            for table in present[present.index(together[-1]) + 1 :]:
-                self._insert_rows(table, tables[table])
-        return sum(len(tables[table]) for table in present)
-
-    def _insert_rows(self, table: str, table_rows: list[rows.Row]) -> None:
-        # orjson writes the rows as JSON in C; ClickHouse parses them in C++:
-        # several times cheaper than the driver's per-value native encoding.
-        self._insert(table, b"\n".join(map(orjson.dumps, table_rows)))
+        written = 0
+        for table in WRITE_ORDER:
+            table_rows = tables.get(table)
+            if not table_rows:
+                continue
+            # orjson writes the rows as JSON in C; ClickHouse parses them in C++:
+            # several times cheaper than the driver's per-value native encoding.
+            self._insert(table, b"\n".join(map(orjson.dumps, table_rows)))
+            written += len(table_rows)
+        return written
 
     def _insert(self, table: str, block: bytes) -> None:
         """Insert JSONCompactEachRow rows into ``table``.
@@ -128,20 +88,13 @@ class ClickHouseSink:
         inline in the statement (``raw_query``), 53-60 ms with an idle loop.
         """
         columns = ", ".join(rows.COLUMNS[table])
-        writer = self._idle_writers.get()  # one call at a time per client
-        try:
-            self._insert_with(writer, table, columns, block)
-        finally:
-            self._idle_writers.put(writer)
-
-    def _insert_with(self, writer: Client, table: str, columns: str, block: bytes) -> None:
         if self.inline_inserts:
-            writer.raw_query(
+            self.writer.raw_query(
                 f"INSERT INTO {table} ({columns}) SETTINGS {INLINE_SETTINGS} "
                 f"FORMAT JSONCompactEachRow\n{block.decode()}"
             )
             return
-        writer.raw_insert(
+        self.writer.raw_insert(
             table,
             column_names=rows.COLUMNS[table],
             insert_block=block,

@@ -11,12 +11,10 @@ import datetime as dt
 import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError
 
-from infra.clickhouse import open_client
 from streams import sink as sink_module
 from streams.processor import EventProcessor, Message
-from streams.sink import PARALLEL_TABLES, ClickHouseSink
+from streams.sink import ClickHouseSink
 
 NOW = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
 
@@ -105,39 +103,3 @@ def test_release_engine_memory_hands_freed_pages_back(ch_client: Client) -> None
     ClickHouseSink(ch_client, inline_inserts=True).release_engine_memory()
     after = _engine_resident_bytes(ch_client)
     assert after < before - 20 * 2**20, (before, after)
-
-
-def _stored(client: Client, table: str, student: str) -> int:
-    return int(
-        client.command(
-            f"SELECT count() FROM {table} WHERE student_id = {{s:String}}",
-            parameters={"s": student},
-        )
-    )
-
-
-def test_several_writers_insert_every_table(ch_client: Client, ch_url: str, unique_id: str) -> None:
-    """With three writer clients the aggregates go in together, then learning_events."""
-    writers = [open_client(ch_url) for _ in range(3)]
-    sink = ClickHouseSink(ch_client, writers, inline_inserts=True)
-    students = [f"writers-{unique_id}-{i}" for i in range(3)]
-    result = EventProcessor(sink).process([m for s in students for m in _messages(s)], NOW, 7)
-    assert sink.write(result.tables) == sum(len(rows) for rows in result.tables.values())
-    for table in sorted(PARALLEL_TABLES | {"learning_events"}):
-        assert sum(_stored(ch_client, table, s) for s in students) == len(result.tables[table])
-
-
-def test_a_failed_aggregate_insert_stops_before_learning_events(
-    ch_client: Client, ch_url: str, unique_id: str
-) -> None:
-    """learning_events (the record of what was counted) is never written when an
-    aggregate insert of the same batch failed: the batch is retried whole."""
-    writers = [open_client(ch_url) for _ in range(3)]
-    sink = ClickHouseSink(ch_client, writers, inline_inserts=True)
-    student = f"failing-{unique_id}"
-    tables = EventProcessor(sink).process(_messages(student), NOW, 7).tables
-    tables["student_summary"][0][2] = "not a level"  # UInt32 column: the engine refuses it
-    with pytest.raises(DatabaseError):
-        sink.write(tables)
-    assert _stored(ch_client, "learning_events", student) == 0
-    assert _stored(ch_client, "student_summary", student) == 0
