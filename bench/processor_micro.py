@@ -7,6 +7,13 @@ runs it through ``EventProcessor.process`` in batches with an empty state store,
 writes every batch's rows with ``ClickHouseSink.write`` into a fresh embedded engine,
 and prints CPU microseconds per event for each part. CPU time (not wall time) is
 reported because the machines are shared; the GC thresholds are the worker's.
+
+``--hot N`` runs the worker's whole loop instead: N states kept as objects, the
+rest frozen, a snapshot every ``SNAPSHOT_MAX_PENDING`` changed states (written
+like the worker's, in chunks), and prints the processing, snapshot, freezing and
+row-encoding parts apart, then the engine's insert per table (the workers'
+inline inserts). ``--workload ingest --events 1000000 --students 100000 --hot 10000``
+is the ingest benchmark's hot path without Kafka (~3 minutes).
 """
 
 from __future__ import annotations
@@ -22,10 +29,10 @@ import orjson
 
 from infra.clickhouse import shared_client
 from schemas.events import ParsedEvent
-from streams.app import GC_YOUNG_THRESHOLD
+from streams.app import GC_YOUNG_THRESHOLD, SNAPSHOT_INSERT_STATES, SNAPSHOT_MAX_PENDING
 from streams.known_students import KnownStudents
 from streams.processor import BatchResult, EventProcessor, Message
-from streams.sink import ClickHouseSink
+from streams.sink import WRITE_ORDER, ClickHouseSink
 from streams.student_state import StudentState
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
@@ -70,12 +77,65 @@ def stream(events: int, students: int, seed: int = 1) -> list[Message]:
     return messages
 
 
+def worker_loop(messages: list[Message], batch: int, hot: int) -> int:
+    """The worker's loop without Kafka: CPU µs per event of each part; returns 0.
+
+    The Python parts are timed with this thread's CPU clock (the engine's merges
+    run in other threads meanwhile), each insert with the process's (the engine
+    parses on its own threads), right after its batch as the worker does.
+    """
+    processor = EventProcessor(EmptyStore(), hot_students=hot)
+    cpu: dict[str, float] = dict.fromkeys(("process", "snapshot", "freeze", "encode rows"), 0.0)
+    inserts: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as data:
+        sink = ClickHouseSink(shared_client(f"chdb://{data}"), inline_inserts=True)
+        for i in range(0, len(messages), batch):
+            started = time.thread_time()
+            result = processor.process(messages[i : i + batch], NOW, 2 * i + 1)
+            taken = time.thread_time()
+            due = len(processor.unsnapshotted) >= SNAPSHOT_MAX_PENDING
+            snapshot = processor.snapshot_rows(2 * i + 2) if due else []
+            snapshotted = time.thread_time()
+            processor.evict(protect=set(result.students))
+            if snapshot:
+                processor.freeze(protect=set(result.students))
+            frozen = time.thread_time()
+            cpu["process"] += taken - started
+            cpu["snapshot"] += snapshotted - taken
+            cpu["freeze"] += frozen - snapshotted
+            chunks = range(0, len(snapshot), SNAPSHOT_INSERT_STATES)
+            writes = [result.tables]
+            writes += [{"student_state": snapshot[c : c + SNAPSHOT_INSERT_STATES]} for c in chunks]
+            for tables in writes:
+                for table in WRITE_ORDER:
+                    if not tables.get(table):
+                        continue
+                    started = time.thread_time()
+                    block = b"\n".join(map(orjson.dumps, tables[table]))
+                    cpu["encode rows"] += time.thread_time() - started
+                    started = time.process_time()
+                    sink._insert(table, block)
+                    inserts[table] = inserts.get(table, 0.0) + time.process_time() - started
+    per = 1e6 / len(messages)
+    python = sum(cpu.values())
+    print(f"worker loop, {hot:,} hot states: Python {python * per:.1f} µs CPU/event "
+          f"({len(messages) / python:,.0f} events/s)")  # fmt: skip
+    for part, seconds in cpu.items():
+        print(f"  {part:12s} {seconds * per:6.1f} µs")
+    print(f"engine inserts: {sum(inserts.values()) * per:.1f} µs CPU/event (all threads; "
+          "background merges not included)")  # fmt: skip
+    for table, seconds in inserts.items():
+        print(f"  {table:20s} {seconds * per:6.1f} µs")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--students", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--workload", choices=["random", "ingest"], default="random")
+    parser.add_argument("--hot", type=int, default=None, help="run the worker's loop (see above)")
     args = parser.parse_args(argv)
     gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)  # as the worker
     if args.workload == "ingest":
@@ -85,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         messages = [Message("learning-events", i % 8, i, k, v) for i, (k, v) in enumerate(pairs)]
     else:
         messages = stream(args.events, args.students)
+    if args.hot is not None:
+        return worker_loop(messages, args.batch, args.hot)
     processor = EventProcessor(EmptyStore())
     started = time.process_time()
     results: list[BatchResult] = [
