@@ -367,9 +367,7 @@ class StudentState:
                     {
                         qid: [(a.at, a.event_id, a.score, a.day) for a in v]
                         for qid, v in c.quizzes.items()
-                    }
-                    if c.quizzes
-                    else {},
+                    },
                     c.progress,
                     c.minutes,
                     c.last_activity_at,

@@ -954,6 +954,18 @@ def test_to_dict_from_dict_round_trip() -> None:
     assert snapshot(restored, everything) == snapshot(state, everything) == reference(everything)
 
 
+def test_snapshots_with_six_field_recent_events_still_load() -> None:
+    """Snapshots written before the recent events kept their occurredAt text (six
+    fields) give the same recent activity once loaded."""
+    events = SCENARIOS["many-events-level-and-recent"]
+    state = apply_all(events)
+    data = orjson.loads(orjson.dumps(state.to_dict()))
+    data["r"] = [item[:6] for item in data["r"]]
+    older = StudentState.from_dict(state.student_id, data)
+    assert older.recent == state.recent
+    assert rows.recent_activity(older) == rows.recent_activity(state)
+
+
 def test_round_trip_of_an_empty_state() -> None:
     state = StudentState(student_id="s1")
     assert round_trip(state).to_dict() == state.to_dict()
