@@ -111,7 +111,7 @@ def worker_loop(messages: list[Message], batch: int, hot: int) -> int:
                     if not tables.get(table):
                         continue
                     started = time.thread_time()
-                    block = b"\n".join(map(orjson.dumps, tables[table]))
+                    block = sink.encode(table, tables[table])
                     cpu["encode rows"] += time.thread_time() - started
                     started = time.process_time()
                     sink._insert(table, block)

@@ -3,6 +3,11 @@
 Each function returns complete rows for one table, in the column order of
 ``COLUMNS``. Rows are whole replacements keyed by their natural key and carry the
 flush ``version``, so writing the same rows twice (a replay) changes nothing.
+
+Times go into rows as epoch seconds with the milliseconds as decimals
+(``seconds``), which ClickHouse reads into ``DateTime64(3)`` exactly: an aware
+``datetime`` cost ~0.5 µs to make and ~0.25 more for orjson to write, and an
+event's rows hold about a dozen times.
 """
 
 from __future__ import annotations
@@ -49,6 +54,16 @@ COLUMNS: dict[str, list[str]] = {
 }  # fmt: skip
 
 
+def seconds(ms: int | None) -> float | None:
+    """Epoch milliseconds as a ``DateTime64(3)`` value of a row (None stays None).
+
+    orjson writes a float as the shortest text that reads back as the same float,
+    and for ``ms / 1000`` that text is the milliseconds' own decimals, so
+    ClickHouse stores exactly ``ms``.
+    """
+    return None if ms is None else ms / 1000
+
+
 @lru_cache(maxsize=1 << 14)  # most times are seen once or twice: a big cache only holds memory
 def ms_to_datetime(ms: int | None) -> dt.datetime | None:
     """UTC datetime of epoch milliseconds (None stays None)."""
@@ -64,9 +79,9 @@ def event_row(
     e = parsed.event
     return [
         e.event_id, e.student_id, e.type, e.course_id, e.module_id, e.lesson_id, e.quiz_id,
-        ms_to_datetime(parsed.occurred_ms), parsed.local_date, parsed.zone_label,
-        1 if e.completed else 0, e.time_spent, e.progress, e.score, partition, offset, now,
-        version,
+        parsed.occurred_ms / 1000, parsed.local_date, parsed.zone_label,
+        1 if e.completed else 0, e.time_spent, e.progress, e.score, partition, offset,
+        now.timestamp(), version,
     ]  # fmt: skip
 
 
@@ -101,14 +116,15 @@ def _day_values(state: StudentState, day: int, course_id: str, facts: DayFacts) 
 def course_rows(state: StudentState, now: dt.datetime, version: int) -> list[Row]:
     """``student_courses`` rows of the courses changed since the last flush."""
     rows: list[Row] = []
+    now_s = now.timestamp()
     for course_id in sorted(state.dirty_courses or ()):
         enrolled, first, lessons, times, progress, progress_at, minutes, last = _course_values(
             state, course_id
         )
         rows.append([
-            state.student_id, course_id, enrolled, ms_to_datetime(first), lessons,
-            [ms_to_datetime(at) for at in times], progress, ms_to_datetime(progress_at),
-            minutes, ms_to_datetime(last), now, version,
+            state.student_id, course_id, enrolled, seconds(first), lessons,
+            [at / 1000 for at in times], progress, seconds(progress_at),
+            minutes, seconds(last), now_s, version,
         ])  # fmt: skip
     return rows
 
@@ -121,7 +137,7 @@ def daily_rows(state: StudentState, version: int) -> list[Row]:
         if facts is None:
             continue
         values = _day_values(state, day, course_id, facts)
-        values[-1] = ms_to_datetime(values[-1])
+        values[-1] = seconds(values[-1])
         rows.append([state.student_id, day_of(day), course_id, *values, version])
     return rows
 
@@ -166,8 +182,8 @@ def summary_row(state: StudentState, now: dt.datetime, version: int) -> Row:
     return [
         state.student_id, total, total // 100 + 1,
         [day_of(day) for day in sorted(state.active_days)],
-        [ms_to_datetime(at) for at in levels], ms_to_datetime(latest[0]), latest[2],
-        state.events_counted, _recent_json(state).decode(), now, version,
+        [at / 1000 for at in levels], latest[0] / 1000, latest[2],
+        state.events_counted, _recent_json(state).decode(), now.timestamp(), version,
     ]  # fmt: skip
 
 
@@ -229,6 +245,7 @@ __all__ = [
     "iso_ms",
     "ms_to_datetime",
     "recent_activity",
+    "seconds",
     "state_row",
     "summary_row",
 ]

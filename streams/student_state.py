@@ -264,7 +264,8 @@ class StudentState:
             intern(lesson_id) if lesson_id is not None else None,
             intern(quiz_id) if quiz_id is not None else None, iso_ms(stamp[0]),
         ))  # fmt: skip
-        recent.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        # Newest first; (at, event id) is unique among them, so the rest never decides.
+        recent.sort(reverse=True)
         del recent[RECENT_ACTIVITY:]
         self.derived.pop("recent", None)
 

@@ -28,6 +28,7 @@ from api.main import create_app
 from infra.settings import Settings
 from schemas.events import parse_event
 from streams import rows
+from streams.sink import ClickHouseSink
 from streams.student_state import StudentState
 
 SECRET = "unit-test-secret-" + "x" * 48
@@ -55,7 +56,8 @@ def auth(sub: str, role: str | None = None) -> dict[str, str]:
 
 
 def insert(client: Client, table: str, data: list[list[Any]]) -> None:
-    client.insert(table, data, column_names=rows.COLUMNS[table])
+    """Write rows as the worker does (``streams.rows`` values, the sink's encoding)."""
+    ClickHouseSink(client).write({table: data})
 
 
 class FakePublisher:

@@ -16,6 +16,7 @@ import math
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -203,8 +204,9 @@ def snapshot(state: StudentState, events: Sequence[ParsedEvent]) -> dict[str, An
     }
 
 
-def utc(ms_value: int) -> dt.datetime:
-    return EPOCH + dt.timedelta(milliseconds=ms_value)
+def row_time(ms_value: int) -> float:
+    """A time as rows hold it: epoch seconds, read by ClickHouse into ``DateTime64(3)``."""
+    return ms_value / 1000
 
 
 def reference(events: Sequence[ParsedEvent]) -> dict[str, Any]:
@@ -223,7 +225,7 @@ def reference(events: Sequence[ParsedEvent]) -> dict[str, Any]:
     last_unenroll: dict[str, int] = {}
     progress: dict[str, float] = {}
     total = 0
-    reached: list[dt.datetime] = []
+    reached: list[float] = []
     for p in ordered:
         e = p.event
         cid = e.course_id
@@ -256,7 +258,7 @@ def reference(events: Sequence[ParsedEvent]) -> dict[str, Any]:
             awards[e.event_id] = points
             daily[(p.local_date, cid)][2] += points
             for _ in range((total + points) // 100 - total // 100):
-                reached.append(utc(p.occurred_ms))
+                reached.append(row_time(p.occurred_ms))
             total += points
 
     completed_lessons: dict[str, int] = defaultdict(int)
@@ -289,7 +291,7 @@ def reference(events: Sequence[ParsedEvent]) -> dict[str, Any]:
             )
             for p in newest[:10]
         ],
-        "last_event": (utc(newest[0].occurred_ms), newest[0].zone_label),
+        "last_event": (row_time(newest[0].occurred_ms), newest[0].zone_label),
         "events_counted": len(ordered),
     }
 
@@ -507,7 +509,7 @@ def test_late_earlier_completion_moves_the_day_and_points() -> None:
     assert state.points_awarded("later") == 0
     course = all_course_rows(state)["c1"]
     assert course[COURSE["completed_lessons"]] == 1
-    assert course[COURSE["completion_times"]] == [utc(ms(at(20)))]
+    assert course[COURSE["completion_times"]] == [row_time(ms(at(20)))]
 
 
 def test_repeat_completions_count_for_active_days_not_points() -> None:
@@ -723,7 +725,7 @@ def test_re_enrolling_restores_progress() -> None:
 
 def test_first_enrolled_at_is_the_earliest_enrollment_or_activity() -> None:
     state = apply_all([enroll("e", at(22)), unenroll("u", at(18)), lesson("l", at(20))])
-    assert all_course_rows(state)["c1"][COURSE["first_enrolled_at"]] == utc(ms(at(20)))
+    assert all_course_rows(state)["c1"][COURSE["first_enrolled_at"]] == row_time(ms(at(20)))
 
 
 # --------------------------------------------------------------- 4.1 progress fallback
@@ -735,7 +737,7 @@ def test_reported_progress_latest_by_occurred_at_even_if_it_arrives_first() -> N
     )
     row = all_course_rows(state)["c1"]
     assert row[COURSE["reported_progress"]] == 60
-    assert row[COURSE["reported_progress_at"]] == utc(ms(at(22)))
+    assert row[COURSE["reported_progress_at"]] == row_time(ms(at(22)))
 
 
 def test_reported_progress_zero_is_a_value() -> None:
@@ -782,16 +784,16 @@ def test_level_and_level_reached(
     summary = rows.summary_row(state, NOW, 1)
     assert summary[SUMMARY["total_points"]] == total
     assert summary[SUMMARY["level"]] == level
-    assert summary[SUMMARY["level_reached_at"]] == [utc(ms(at(d))) for d in reached_days]
+    assert summary[SUMMARY["level_reached_at"]] == [row_time(ms(at(d))) for d in reached_days]
 
 
 def test_late_event_moves_the_level_reached_time() -> None:
     events = [lesson(f"l{i}", at(10 + i), f"lesson{i}") for i in range(10)]  # 100 on the 19th
     state = apply_all(events)
-    assert rows.summary_row(state, NOW, 1)[SUMMARY["level_reached_at"]] == [utc(ms(at(19)))]
+    assert rows.summary_row(state, NOW, 1)[SUMMARY["level_reached_at"]] == [row_time(ms(at(19)))]
     state.apply(lesson("early", at(5), "lesson-early"))  # now 100 is reached on the 18th
     summary = rows.summary_row(state, NOW, 1)
-    assert summary[SUMMARY["level_reached_at"]] == [utc(ms(at(18)))]
+    assert summary[SUMMARY["level_reached_at"]] == [row_time(ms(at(18)))]
     assert summary[SUMMARY["total_points"]] == 110
 
 
@@ -892,7 +894,7 @@ def test_last_event_and_its_zone() -> None:
         ]
     )
     summary = rows.summary_row(state, NOW, 1)
-    assert summary[SUMMARY["last_event_at"]] == utc(ms("2026-11-22T04:30:00Z"))
+    assert summary[SUMMARY["last_event_at"]] == row_time(ms("2026-11-22T04:30:00Z"))
     assert summary[SUMMARY["last_event_tz"]] == "+05:30"
 
 
@@ -998,6 +1000,18 @@ def test_iso_ms_agrees_with_datetime_formatting() -> None:
         text = moment.strftime("%Y-%m-%dT%H:%M:%S")
         expected = f"{text}.{value % 1000:03d}Z" if value % 1000 else f"{text}Z"
         assert rows.iso_ms(value) == expected, value
+
+
+def test_seconds_are_written_as_the_milliseconds_decimals() -> None:
+    """orjson writes ``ms / 1000`` as the milliseconds' own decimals: ClickHouse stores ``ms``."""
+    rng = random.Random(12)
+    for _ in range(20_000):
+        value = rng.randrange(-2_208_988_800_000, 253_402_300_799_999)  # years 1900..9999
+        if rng.random() < 0.3:
+            value -= value % 1000
+        text = orjson.dumps(rows.seconds(value)).decode()
+        assert Decimal(text) * 1000 == value, (value, text)
+    assert rows.seconds(None) is None
 
 
 def test_ms_to_datetime() -> None:

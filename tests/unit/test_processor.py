@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from schemas.dead_letter import PAYLOAD_LIMIT
-from schemas.events import EPOCH, ParsedEvent
+from schemas.events import ParsedEvent
 from streams import known_students, rows
 from streams.known_students import KnownStudents
 from streams.processor import (
@@ -85,7 +85,7 @@ class MemoryStore:
         for row in events.values():
             r = dict(zip(names, row, strict=True))
             if r["student_id"] in versions and r["batch_version"] > versions[r["student_id"]]:
-                occurred_ms = (r["occurred_at"] - EPOCH) // dt.timedelta(milliseconds=1)
+                occurred_ms = round(r["occurred_at"] * 1000)  # rows hold epoch seconds
                 replay.append(replayed_event((
                     r["event_id"], r["student_id"], r["type"], r["course_id"], r["module_id"],
                     r["lesson_id"], r["quiz_id"], occurred_ms, r["local_date"], r["timezone"],
@@ -903,7 +903,7 @@ def test_rows_carry_the_version_given(version: int) -> None:
         ("student_courses", "updated_at"),
         ("student_summary", "updated_at"),
     ]:
-        assert {r[col(table, time_col)] for r in result.tables[table]} == {NOW}
+        assert {r[col(table, time_col)] for r in result.tables[table]} == {NOW.timestamp()}
 
     snapshot_version = version + 1  # the snapshot carries its own version
     (state_row,) = processor.snapshot_rows(snapshot_version)
@@ -962,7 +962,8 @@ def test_rows_of_a_batch_describe_the_students_state() -> None:
         )
     )
     assert event["local_date"] == dt.date(2026, 11, 26) and event["timezone"] == "Asia/Tokyo"
-    assert event["occurred_at"] == dt.datetime(2026, 11, 25, 23, 30, tzinfo=dt.UTC)
+    # rows hold times as epoch seconds (read by ClickHouse into DateTime64(3))
+    assert event["occurred_at"] == dt.datetime(2026, 11, 25, 23, 30, tzinfo=dt.UTC).timestamp()
 
 
 # ------------------------------------------------------ batches, restarts and crashes

@@ -12,8 +12,10 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from streams import rows
 from streams import sink as sink_module
 from streams.processor import EventProcessor, Message
+from streams.row_encoding import ARROW_SCHEMAS
 from streams.sink import ClickHouseSink
 
 NOW = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
@@ -71,6 +73,40 @@ def test_awkward_text_survives_the_insert(ch_client: Client, unique_id: str, inl
     assert stored == [(awkward, awkward + "\n;")]
 
 
+@pytest.mark.parametrize("inline", [False, True], ids=["insert-file", "inline"])
+def test_times_keep_their_milliseconds_and_json_columns_their_text(
+    ch_client: Client, unique_id: str, inline: bool
+) -> None:
+    """Rows hold times as epoch seconds and JSON columns as text written raw into the insert."""
+    student = f"times-{unique_id}-{inline}"
+    times_ms = [1_795_666_864_580, 1_795_666_864_001, 1_795_666_864_999, -86_400_001, 0, 1]
+    course = [
+        student, "c1", 1, rows.seconds(times_ms[0]), 3, [rows.seconds(t) for t in times_ms],
+        None, None, 1.5, rows.seconds(times_ms[2]), rows.seconds(times_ms[1]), 1,
+    ]  # fmt: skip
+    state_text = orjson.dumps({"c": {"x": [1, 'a "quoted" \\ é']}, "i": {}, "r": [[1, None]]})
+    sink = ClickHouseSink(ch_client, inline_inserts=inline)
+    sink.write({
+        "student_courses": [course],
+        "student_state": [[student, 3, state_text.decode(), 1]],
+        "student_dashboard": [[student, '[[1,"x"],{"k":null},"\\u00e9"]', 1]],
+    })  # fmt: skip
+    (stored,) = ch_client.query(
+        "SELECT toUnixTimestamp64Milli(first_enrolled_at), "
+        "arrayMap(t -> toUnixTimestamp64Milli(t), completion_times), "
+        "toUnixTimestamp64Milli(last_activity_at), toUnixTimestamp64Milli(updated_at) "
+        "FROM student_courses WHERE student_id = {s:String}",
+        parameters={"s": student},
+    ).result_rows
+    assert stored == (times_ms[0], times_ms, times_ms[2], times_ms[1])
+    texts = ch_client.query(
+        "SELECT state, payload FROM student_state, student_dashboard "
+        "WHERE student_state.student_id = {s:String} AND student_dashboard.student_id = {s:String}",
+        parameters={"s": student},
+    ).result_rows
+    assert texts == [(state_text.decode(), '[[1,"x"],{"k":null},"\\u00e9"]')]
+
+
 def test_known_students_are_those_with_a_summary_or_a_snapshot(
     ch_client: Client, unique_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -103,3 +139,8 @@ def test_release_engine_memory_hands_freed_pages_back(ch_client: Client) -> None
     ClickHouseSink(ch_client, inline_inserts=True).release_engine_memory()
     after = _engine_resident_bytes(ch_client)
     assert after < before - 20 * 2**20, (before, after)
+
+
+def test_arrow_schemas_name_the_columns_of_their_tables() -> None:
+    for table, schema in ARROW_SCHEMAS.items():
+        assert schema.names == rows.COLUMNS[table], table
