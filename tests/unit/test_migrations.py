@@ -9,28 +9,14 @@ data directory per process).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
 
 from infra import clickhouse
 
 FINE_TABLES = ("student_summary", "student_state")
-
-
-@pytest.fixture
-def empty_db(ch_client: Client, ch_url: str, unique_id: str) -> Iterator[Client]:
-    """A client of a new, empty database in the shared engine (dropped afterwards)."""
-    name = f"migrations_{unique_id}"
-    ch_client.command(f"CREATE DATABASE {name}")
-    client = clickhouse_connect.get_client(dsn=ch_url, database=name)
-    try:
-        yield client
-    finally:
-        ch_client.command(f"DROP DATABASE {name} SYNC")
 
 
 def _granularity(client: Client, table: str) -> str:

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from infra import clickhouse
 from streams import rows
 from streams import sink as sink_module
 from streams.processor import EventProcessor, Message
@@ -139,6 +140,44 @@ def test_release_engine_memory_hands_freed_pages_back(ch_client: Client) -> None
     ClickHouseSink(ch_client, inline_inserts=True).release_engine_memory()
     after = _engine_resident_bytes(ch_client)
     assert after < before - 20 * 2**20, (before, after)
+
+
+def test_arrow_and_json_inserts_store_the_same_rows(
+    ch_client: Client, empty_db: Client, unique_id: str
+) -> None:
+    """The embedded engine's Arrow inserts store what the JSON lines a server gets store."""
+    clickhouse.migrate(empty_db)
+    student = f"both-{unique_id}"
+    events = [
+        {"eventId": "e1", "type": "enrolled", "courseId": "c2",
+         "occurredAt": "2026-11-20T08:00:00Z"},
+        {"eventId": "e2", "type": "lesson_progress", "courseId": "c1", "moduleId": "m1",
+         "lessonId": "l1", "completed": True, "timeSpent": 12.5, "progress": 25,
+         "occurredAt": "2026-11-25T23:30:00.123+01:00", "timezone": "Europe/Paris"},
+        {"eventId": "e3", "type": "lesson_progress", "courseId": "c1", "lessonId": "l2",
+         "completed": False, "timeSpent": 3.25, "occurredAt": "2026-11-26T01:00:00.007Z"},
+        {"eventId": "e4", "type": "quiz_completed", "courseId": "c1", "quizId": "q1",
+         "score": 91.5, "timeSpent": 7, "occurredAt": "2026-10-01T10:00:00.999Z"},
+        {"eventId": "e5", "type": "unenrolled", "courseId": "c2",
+         "occurredAt": "2026-11-21T08:00:00Z"},
+    ]  # fmt: skip
+    messages = [
+        Message(
+            "learning-events", 3, i, student.encode(), orjson.dumps({**e, "studentId": student})
+        )
+        for i, e in enumerate(events)
+    ]
+    processor = EventProcessor(ClickHouseSink(ch_client))
+    tables = processor.process(messages, NOW, 7).tables
+    tables["student_state"] = processor.snapshot_rows(8)
+    ClickHouseSink(ch_client).write(tables)  # JSON lines, as to a server
+    ClickHouseSink(empty_db, inline_inserts=True).write(tables)  # Arrow columns
+    for table in ARROW_SCHEMAS:
+        query = f"SELECT * FROM {table} WHERE student_id = {{s:String}} ORDER BY ALL"
+        as_json = ch_client.query(query, parameters={"s": student}).result_rows
+        as_arrow = empty_db.query(query, parameters={"s": student}).result_rows
+        assert as_json, table
+        assert as_arrow == as_json, table
 
 
 def test_arrow_schemas_name_the_columns_of_their_tables() -> None:
