@@ -1,19 +1,21 @@
-"""Micro-benchmark of the worker's ClickHouse write: temp-file insert against inline insert.
+"""Micro-benchmark of the worker's ClickHouse write, alone and against a busy GIL.
 
 ``python -m bench.insert_micro [--batch 1200] [--events 60000]`` processes a random
 stream (``bench.processor_micro``) into batches like the ingest benchmark's (about
 one event per student per batch), then writes every batch's rows into a fresh
-embedded engine twice per mode: clickhouse-connect's ``raw_insert`` (the chdb
-backend writes the block to a temporary file and inserts ``FROM INFILE``) and the
-rows inline in the ``INSERT`` statement (``ClickHouseSink(inline_inserts=True)``),
-each once alone and once while another Python thread keeps the GIL busy, as the
-worker's event loop does while the previous batch is written. Prints wall
-milliseconds per batch.
+embedded engine per mode (``MODES``): clickhouse-connect's ``raw_insert`` of JSON
+lines (the chdb backend writes the block to a temporary file and inserts ``FROM
+INFILE``); the embedded sink's Arrow files encoded by the writing thread
+(``ClickHouseSink.write``); and the same prepared ahead, as the worker's loop does,
+with only ``ClickHouseSink.send`` timed. Each once alone and once while another
+Python thread keeps the GIL busy, as the worker's event loop does while the
+previous batch is written. Prints wall milliseconds per batch.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import gc
 import tempfile
@@ -27,6 +29,12 @@ from streams.processor import EventProcessor
 from streams.sink import ClickHouseSink
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+# (label, embedded-engine inserts, rows encoded before the timed write)
+MODES = (
+    ("temp-file insert (JSON lines)", False, False),
+    ("embedded, encoded by the writer", True, False),
+    ("embedded, prepared ahead (worker)", True, True),
+)
 
 
 class BusyLoop:
@@ -67,20 +75,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as data:
         client = shared_client(f"chdb://{data}")
         for busy in (False, True):
-            for inline in (False, True):
+            for mode, inline, ahead in MODES:
                 sink = ClickHouseSink(client, inline_inserts=inline)
+                if ahead:  # encoded by the loop before the write: only the engine call is timed
+                    prepared = [sink.prepare(tables) for tables in batches]
                 started = time.perf_counter()
-                if busy:
-                    with BusyLoop():
+                with BusyLoop() if busy else contextlib.nullcontext():
+                    if ahead:
+                        for write in prepared:
+                            sink.send(write)
+                    else:
                         for tables in batches:
                             sink.write(tables)
-                else:
-                    for tables in batches:
-                        sink.write(tables)
                 per_batch = (time.perf_counter() - started) / len(batches) * 1000
-                mode = "inline insert   " if inline else "temp-file insert"
+                if ahead:
+                    for write in prepared:
+                        write.close()
                 load = "busy GIL" if busy else "idle    "
-                print(f"{mode} {load}: {per_batch:6.1f} ms per batch (wall)")
+                print(f"{mode:34s} {load}: {per_batch:6.1f} ms per batch (wall)")
     return 0
 
 

@@ -111,11 +111,12 @@ def worker_loop(messages: list[Message], batch: int, hot: int) -> int:
                     if not tables.get(table):
                         continue
                     started = time.thread_time()
-                    block = sink.encode(table, tables[table])
+                    prepared = sink.prepare({table: tables[table]})
                     cpu["encode rows"] += time.thread_time() - started
                     started = time.process_time()
-                    sink._insert(table, block)
+                    sink.send(prepared)
                     inserts[table] = inserts.get(table, 0.0) + time.process_time() - started
+                    prepared.close()
     per = 1e6 / len(messages)
     python = sum(cpu.values())
     print(f"worker loop, {hot:,} hot states: Python {python * per:.1f} µs CPU/event "

@@ -336,13 +336,27 @@ class Worker:
         await asyncio.gather(*pending)
 
     async def _write(self, tables: dict[str, list[Row]]) -> None:
-        """Write until ClickHouse took the rows (the same rows each time)."""
+        """Write until ClickHouse took the rows (the same rows each time).
+
+        The rows are encoded here, on the loop's thread, and the writer thread
+        only calls the engine: see ``streams.prepared_write`` for why.
+        """
         loop = asyncio.get_running_loop()
+        prepared = self.sink.prepare(tables)
+        sending: asyncio.Future[None] | None = None
 
         async def attempt() -> None:
-            await loop.run_in_executor(None, self.sink.write, tables)
+            nonlocal sending
+            sending = loop.run_in_executor(None, self.sink.send, prepared)
+            await asyncio.shield(sending)  # cancelled or not, the thread runs to its end
 
-        await self._retrying("write", attempt, (Exception,))
+        try:
+            await self._retrying("write", attempt, (Exception,))
+        finally:
+            if sending is None or sending.done():
+                prepared.close()
+            else:  # cancelled mid-write: the engine may still be reading the files
+                sending.add_done_callback(lambda _: prepared.close())
         for table, table_rows in tables.items():
             metrics.ROWS_WRITTEN.labels(table).inc(len(table_rows))
 

@@ -14,18 +14,15 @@ import logging
 from typing import Any
 
 import orjson
-import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from schemas.events import LearningEvent, ParsedEvent
 from streams import rows
 from streams.known_students import KnownStudents
-from streams.row_encoding import ARROW_SCHEMAS, arrow_block, json_block
+from streams.prepared_write import PreparedWrite, prepare
 from streams.student_state import StudentState
 
 log = logging.getLogger(__name__)
-
-Block = bytes | pa.Table  # an insert's rows, encoded (see ``ClickHouseSink.encode``)
 
 WRITE_ORDER = (
     "dead_letters",
@@ -39,8 +36,6 @@ WRITE_ORDER = (
 )
 LOOKUP_CHUNK = 1000
 KNOWN_CHUNK = 200_000  # student ids read per query when the known-students filter is built
-INSERT_SETTINGS = {"date_time_input_format": "best_effort"}
-INLINE_SETTINGS = ", ".join(f"{name} = '{value}'" for name, value in INSERT_SETTINGS.items())
 REPLAY_COLUMNS = (
     "event_id, student_id, type, course_id, module_id, lesson_id, quiz_id, "
     "toUnixTimestamp64Milli(occurred_at), local_date, timezone, completed, "
@@ -58,75 +53,33 @@ class ClickHouseSink:
 
         The embedded engine's client runs one call at a time: with one client, a
         look-up for batch N+1 on the event loop would wait for batch N's insert.
-        With ``inline_inserts`` (the embedded engine) the rows travel inside the
-        ``INSERT`` statement instead of through a temporary file (see ``_insert``).
+        With ``inline_inserts`` (the embedded engine) the rows travel as Arrow
+        files in memory, or inline in the statement, instead of through
+        clickhouse-connect's temporary file (see ``streams.prepared_write``).
         """
         self.client = client
         self.writer = writer or client
         self.inline_inserts = inline_inserts
-        if inline_inserts:
-            # The engine's first read of an Arrow table sets its Python reader up:
-            # 14 ms now, seconds later while the event loop holds the GIL.
-            self._read_arrow(pa.table({"student_id": pa.array([], pa.string())}))
-
-    def _read_arrow(self, arrow_rows: pa.Table) -> None:
-        self.writer.raw_query("SELECT count() FROM Python(arrow_rows)")
 
     def write(self, tables: dict[str, list[rows.Row]]) -> int:
         """Insert every table's rows in the safe order; return the row count."""
+        prepared = self.prepare(tables)
+        try:
+            self.send(prepared)
+        finally:
+            prepared.close()
+        return prepared.rows
+
+    def prepare(self, tables: dict[str, list[rows.Row]]) -> PreparedWrite:
+        """Encode the rows for ``send`` (on the caller's thread; ``close`` the result)."""
         unknown = set(tables) - set(WRITE_ORDER)
         if unknown:
             raise ValueError(f"no write order for tables {sorted(unknown)}")
-        written = 0
-        for table in WRITE_ORDER:
-            table_rows = tables.get(table)
-            if not table_rows:
-                continue
-            self._insert(table, self.encode(table, table_rows))
-            written += len(table_rows)
-        return written
+        return prepare(tables, WRITE_ORDER, embedded=self.inline_inserts)
 
-    def encode(self, table: str, table_rows: list[rows.Row]) -> Block:
-        """The rows as ``_insert`` takes them: Arrow columns for the embedded engine's
-        tables of ``ARROW_SCHEMAS``, JSONCompactEachRow text otherwise."""
-        if self.inline_inserts and table in ARROW_SCHEMAS:
-            return arrow_block(table, table_rows)
-        return json_block(table_rows)
-
-    def _insert(self, table: str, block: Block) -> None:
-        """Insert rows encoded by ``encode`` into ``table``.
-
-        clickhouse-connect's chdb backend writes an insert block to a temporary
-        file and inserts ``FROM INFILE``: every file step gives the GIL up and
-        waits up to a switch interval (5 ms) to get it back from the event loop,
-        which processes the next batch meanwhile. Measured per batch of 1,200
-        events with a busy event loop: 120-156 ms that way, 92 ms with the rows
-        inline in the statement (``raw_query``), 53-60 ms with an idle loop.
-        """
-        columns = ", ".join(rows.COLUMNS[table])
-        if isinstance(block, pa.Table):
-            self._insert_arrow(table, columns, block)
-            return
-        if self.inline_inserts:
-            self.writer.raw_query(
-                f"INSERT INTO {table} ({columns}) SETTINGS {INLINE_SETTINGS} "
-                f"FORMAT JSONCompactEachRow\n{block.decode()}"
-            )
-            return
-        self.writer.raw_insert(
-            table,
-            column_names=rows.COLUMNS[table],
-            insert_block=block,
-            settings=INSERT_SETTINGS,
-            fmt="JSONCompactEachRow",
-        )
-
-    def _insert_arrow(self, table: str, columns: str, arrow_rows: pa.Table) -> None:
-        """Insert an Arrow table: the engine's ``Python()`` table function finds it by
-        its variable name (``arrow_rows``) in the calling frames and reads its columns."""
-        self.writer.raw_query(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(arrow_rows)"
-        )
+    def send(self, prepared: PreparedWrite) -> None:
+        """Insert rows encoded by ``prepare`` (again after a failure: the same rows)."""
+        prepared.send(self.writer)
 
     def load_states(self, student_ids: list[str]) -> dict[str, StudentState]:
         """The saved states of these students (students never seen are absent)."""
