@@ -42,6 +42,7 @@ from streams import metrics
 from streams.batch_consumer import Batch, BatchingApp
 from streams.catalog import catalog_rows
 from streams.guard import InvalidRatioGuard, TooManyInvalid
+from streams.prepared_write import PreparedWrite
 from streams.processor import BatchResult, EventProcessor, Message, dead_letter_row
 from streams.rows import Row
 from streams.sink import ClickHouseSink
@@ -220,13 +221,15 @@ class Worker:
         """Dead letters to Kafka, rows to ClickHouse, then acknowledge the batch."""
         processed = time.perf_counter()
         await self._send_dead_letters(result.dead_letters)
-        await self._write(result.tables)
+        # The batch's rows, then the snapshot in chunks, in one trip to the writer
+        # thread: a step that came back to the loop in between waited until the
+        # loop was done processing the next batch.
+        step = SNAPSHOT_INSERT_STATES
+        chunks = [snapshot[i : i + step] for i in range(0, len(snapshot), step)]
+        await self._write(result.tables, *({"student_state": chunk} for chunk in chunks))
         self.processor.written(result)
         self.app.ack(batch)
         if snapshot:
-            for start in range(0, len(snapshot), SNAPSHOT_INSERT_STATES):
-                chunk = snapshot[start : start + SNAPSHOT_INSERT_STATES]
-                await self._write({"student_state": chunk})
             log.info("snapshot: %d student states", len(snapshot))
             release_free_memory()  # the frozen states and the batches freed memory
         await self._release_engine_memory_if_due(now=bool(snapshot))
@@ -335,30 +338,40 @@ class Worker:
             pending.append(await self.dlq_topic.send(key=key, value=letter.to_json()))
         await asyncio.gather(*pending)
 
-    async def _write(self, tables: dict[str, list[Row]]) -> None:
-        """Write until ClickHouse took the rows (the same rows each time).
+    async def _write(self, *writes: dict[str, list[Row]]) -> None:
+        """Write until ClickHouse took the rows (the same rows each time), in order.
 
         The rows are encoded here, on the loop's thread, and the writer thread
         only calls the engine: see ``streams.prepared_write`` for why.
         """
         loop = asyncio.get_running_loop()
-        prepared = self.sink.prepare(tables)
+        prepared: list[PreparedWrite] = []
         sending: asyncio.Future[None] | None = None
+
+        def send_all() -> None:
+            for write in prepared:
+                self.sink.send(write)
 
         async def attempt() -> None:
             nonlocal sending
-            sending = loop.run_in_executor(None, self.sink.send, prepared)
+            sending = loop.run_in_executor(None, send_all)
             await asyncio.shield(sending)  # cancelled or not, the thread runs to its end
 
+        def close() -> None:
+            for write in prepared:
+                write.close()
+
         try:
+            prepared.extend(self.sink.prepare(tables) for tables in writes)
             await self._retrying("write", attempt, (Exception,))
         finally:
             if sending is None or sending.done():
-                prepared.close()
+                close()
             else:  # cancelled mid-write: the engine may still be reading the files
-                sending.add_done_callback(lambda _: prepared.close())
-        for table, table_rows in tables.items():
-            metrics.ROWS_WRITTEN.labels(table).inc(len(table_rows))
+                sending.add_done_callback(lambda _: close())
+        for tables in writes:
+            for table, table_rows in tables.items():
+                metrics.ROWS_WRITTEN.labels(table).inc(len(table_rows))
 
     async def _retrying(
         self,
