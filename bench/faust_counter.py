@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 
 import faust
@@ -21,13 +22,13 @@ import faust
 from schemas import events as events_schema
 
 
-def build(bootstrap: str, expect: int, partitions: int, group: str) -> faust.App:
+def build(bootstrap: str, expect: int, partitions: int, group: str, datadir: str) -> faust.App:
     app = faust.App(
         group, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False,
         key_serializer="raw", value_serializer="raw", topic_partitions=partitions,
         broker_session_timeout=6, broker_heartbeat_interval=1, broker_commit_interval=0.5,
         consumer_auto_offset_reset="earliest", broker_max_poll_records=5000,
-        stream_buffer_maxsize=20000, datadir=f"/tmp/{group}",
+        stream_buffer_maxsize=20000, datadir=datadir,
     )  # fmt: skip
     topic = app.topic(events_schema.TOPIC, partitions=partitions)
     state = {"count": 0, "first": 0.0}
@@ -54,9 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--group", default=f"bench-counter-{int(time.time())}")
     args = parser.parse_args(argv)
-    app = build(args.bootstrap, args.expect, args.partitions, args.group)
-    sys.argv = [sys.argv[0]]
-    faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
+    # Faust's data directory, removed at exit (every run used to leave one in /tmp)
+    with tempfile.TemporaryDirectory(prefix=f"{args.group}-") as datadir:
+        app = build(args.bootstrap, args.expect, args.partitions, args.group, datadir)
+        sys.argv = [sys.argv[0]]
+        faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
     return 0
 
 
