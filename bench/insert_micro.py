@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         client = shared_client(f"chdb://{data}")
         for busy in (False, True):
             for mode, inline, ahead in MODES:
-                sink = ClickHouseSink(client, inline_inserts=inline)
+                sink = ClickHouseSink(client, embedded_engine=inline)
                 if ahead:  # encoded by the loop before the write: only the engine call is timed
                     prepared = [sink.prepare(tables) for tables in batches]
                 started = time.perf_counter()

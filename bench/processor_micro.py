@@ -11,8 +11,8 @@ reported because the machines are shared; the GC thresholds are the worker's.
 ``--hot N`` runs the worker's whole loop instead: N states kept as objects, the
 rest frozen, a snapshot every ``SNAPSHOT_MAX_PENDING`` changed states (written
 like the worker's, in chunks), and prints the processing, snapshot, freezing and
-row-encoding parts apart, then the engine's insert per table (the workers'
-inline inserts). ``--workload ingest --events 1000000 --students 100000 --hot 10000``
+row-encoding parts apart, then the engine's insert per table (the worker's
+embedded-engine inserts). ``--workload ingest --events 1000000 --students 100000 --hot 10000``
 is the ingest benchmark's hot path without Kafka (~3 minutes).
 """
 
@@ -88,7 +88,7 @@ def worker_loop(messages: list[Message], batch: int, hot: int) -> int:
     cpu: dict[str, float] = dict.fromkeys(("process", "snapshot", "freeze", "encode rows"), 0.0)
     inserts: dict[str, float] = {}
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as data:
-        sink = ClickHouseSink(shared_client(f"chdb://{data}"), inline_inserts=True)
+        sink = ClickHouseSink(shared_client(f"chdb://{data}"), embedded_engine=True)
         for i in range(0, len(messages), batch):
             started = time.thread_time()
             result = processor.process(messages[i : i + batch], NOW, 2 * i + 1)

@@ -72,7 +72,7 @@ def _run_faust(settings: Settings, client: object) -> None:
     from streams.sink import ClickHouseSink
 
     writer = open_client(settings.resolved_clickhouse_url)  # inserts off the look-ups' client
-    sink = ClickHouseSink(client, writer, inline_inserts=settings.embedded_clickhouse)  # type: ignore[arg-type]
+    sink = ClickHouseSink(client, writer, embedded_engine=settings.embedded_clickhouse)  # type: ignore[arg-type]
     worker = Worker(settings, sink)
     faust.Worker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 

@@ -1,11 +1,12 @@
 """The ClickHouse side of the worker: batched writes, state loading, dedup look-ups.
 
-``write`` inserts one batch's rows table by table in a fixed order (dead
-letters, catalog, aggregates, then ``learning_events`` last) so that a crash
-between two inserts is repaired by the replay (see ``streams.processor``);
-state snapshots are written on their own, between batches. It raises on
-failure; the caller retries the same rows (inserts are idempotent replacements)
-and acknowledges the batch's offsets only after ``write`` returned.
+``write`` (or ``prepare`` then ``send``) inserts one batch's rows table by
+table in a fixed order (dead letters, catalog, aggregates, then
+``learning_events`` last) so that a crash between two inserts is repaired by
+the replay (see ``streams.processor``); a state snapshot is written after the
+batch it was taken with. It raises on failure; the caller retries the same rows
+(inserts are idempotent replacements) and acknowledges the batch's offsets only
+after the write returned.
 """
 
 from __future__ import annotations
@@ -47,19 +48,19 @@ class ClickHouseSink:
     """Writes rows and serves the processor's ``StateStore`` look-ups."""
 
     def __init__(
-        self, client: Client, writer: Client | None = None, *, inline_inserts: bool = False
+        self, client: Client, writer: Client | None = None, *, embedded_engine: bool = False
     ) -> None:
         """``client`` answers the look-ups; ``writer`` (default: the same) takes the inserts.
 
         The embedded engine's client runs one call at a time: with one client, a
         look-up for batch N+1 on the event loop would wait for batch N's insert.
-        With ``inline_inserts`` (the embedded engine) the rows travel as Arrow
-        files in memory, or inline in the statement, instead of through
+        With ``embedded_engine`` (chdb in this process) the rows travel as Arrow
+        streams in memory, or inline in the statement, instead of through
         clickhouse-connect's temporary file (see ``streams.prepared_write``).
         """
         self.client = client
         self.writer = writer or client
-        self.inline_inserts = inline_inserts
+        self.embedded_engine = embedded_engine
 
     def write(self, tables: dict[str, list[rows.Row]]) -> int:
         """Insert every table's rows in the safe order; return the row count."""
@@ -75,7 +76,7 @@ class ClickHouseSink:
         unknown = set(tables) - set(WRITE_ORDER)
         if unknown:
             raise ValueError(f"no write order for tables {sorted(unknown)}")
-        return prepare(tables, WRITE_ORDER, embedded=self.inline_inserts)
+        return prepare(tables, WRITE_ORDER, embedded=self.embedded_engine)
 
     def send(self, prepared: PreparedWrite) -> None:
         """Insert rows encoded by ``prepare`` (again after a failure: the same rows)."""

@@ -59,7 +59,7 @@ def written(ch_client: Client) -> list[str]:
         Message("learning-events", 0, i, e["studentId"].encode(), orjson.dumps(e))
         for i, e in enumerate(events)
     ]
-    sink = ClickHouseSink(ch_client, inline_inserts=True)
+    sink = ClickHouseSink(ch_client, embedded_engine=True)
     processor = EventProcessor(sink)
     for version, start in enumerate(range(0, len(messages), 37), start=1):
         sink.write(processor.process(messages[start : start + 37], NOW, version).tables)

@@ -36,10 +36,10 @@ def _messages(student: str) -> list[Message]:
     ]
 
 
-@pytest.mark.parametrize("inline", [False, True], ids=["insert-file", "inline"])
-def test_written_rows_are_read_back(ch_client: Client, unique_id: str, inline: bool) -> None:
-    student = f"sink-{unique_id}-{inline}"
-    sink = ClickHouseSink(ch_client, inline_inserts=inline)
+@pytest.mark.parametrize("embedded", [False, True], ids=["as-to-a-server", "embedded"])
+def test_written_rows_are_read_back(ch_client: Client, unique_id: str, embedded: bool) -> None:
+    student = f"sink-{unique_id}-{embedded}"
+    sink = ClickHouseSink(ch_client, embedded_engine=embedded)
     result = EventProcessor(sink).process(_messages(student), NOW, 7)
     written = sink.write(result.tables)
     assert written == sum(len(rows) for rows in result.tables.values()) > 0
@@ -60,13 +60,15 @@ def test_written_rows_are_read_back(ch_client: Client, unique_id: str, inline: b
     assert sink.counted_since({student: 7}) == []
 
 
-@pytest.mark.parametrize("inline", [False, True], ids=["insert-file", "inline"])
-def test_awkward_text_survives_the_insert(ch_client: Client, unique_id: str, inline: bool) -> None:
+@pytest.mark.parametrize("embedded", [False, True], ids=["as-to-a-server", "embedded"])
+def test_awkward_text_survives_the_insert(
+    ch_client: Client, unique_id: str, embedded: bool
+) -> None:
     """Quotes, backslashes, newlines, braces and non-ASCII text arrive unchanged."""
     awkward = 'he said "hi";\n\\ {x} \u00e9\u4e2d\U0001f600 \\N ;'
-    key = f"dlq-{unique_id}-{inline}"
+    key = f"dlq-{unique_id}-{embedded}"
     row = [NOW, "learning-events", 0, 1, key, awkward, None, awkward + "\n;"]
-    ClickHouseSink(ch_client, inline_inserts=inline).write({"dead_letters": [row]})
+    ClickHouseSink(ch_client, embedded_engine=embedded).write({"dead_letters": [row]})
     stored = ch_client.query(
         "SELECT reason, payload FROM dead_letters WHERE message_key = {k:String}",
         parameters={"k": key},
@@ -74,19 +76,19 @@ def test_awkward_text_survives_the_insert(ch_client: Client, unique_id: str, inl
     assert stored == [(awkward, awkward + "\n;")]
 
 
-@pytest.mark.parametrize("inline", [False, True], ids=["insert-file", "inline"])
+@pytest.mark.parametrize("embedded", [False, True], ids=["as-to-a-server", "embedded"])
 def test_times_keep_their_milliseconds_and_json_columns_their_text(
-    ch_client: Client, unique_id: str, inline: bool
+    ch_client: Client, unique_id: str, embedded: bool
 ) -> None:
     """Rows hold times as epoch seconds and JSON columns as text written raw into the insert."""
-    student = f"times-{unique_id}-{inline}"
+    student = f"times-{unique_id}-{embedded}"
     times_ms = [1_795_666_864_580, 1_795_666_864_001, 1_795_666_864_999, -86_400_001, 0, 1]
     course = [
         student, "c1", 1, rows.seconds(times_ms[0]), 3, [rows.seconds(t) for t in times_ms],
         None, None, 1.5, rows.seconds(times_ms[2]), rows.seconds(times_ms[1]), 1,
     ]  # fmt: skip
     state_text = orjson.dumps({"c": {"x": [1, 'a "quoted" \\ é']}, "i": {}, "r": [[1, None]]})
-    sink = ClickHouseSink(ch_client, inline_inserts=inline)
+    sink = ClickHouseSink(ch_client, embedded_engine=embedded)
     sink.write({
         "student_courses": [course],
         "student_state": [[student, 3, state_text.decode(), 1]],
@@ -113,7 +115,7 @@ def test_known_students_are_those_with_a_summary_or_a_snapshot(
 ) -> None:
     """Read in several slices; a student with only a snapshot is known, one never written is not."""
     monkeypatch.setattr(sink_module, "KNOWN_CHUNK", 2)
-    sink = ClickHouseSink(ch_client, inline_inserts=True)
+    sink = ClickHouseSink(ch_client, embedded_engine=True)
     written = [f"known-{unique_id}-{i}" for i in range(5)]
     processor = EventProcessor(sink)
     sink.write(processor.process([m for s in written for m in _messages(s)], NOW, 8).tables)
@@ -137,7 +139,7 @@ def test_release_engine_memory_hands_freed_pages_back(ch_client: Client) -> None
     """A large aggregation leaves freed pages in the engine's allocator; a purge returns them."""
     ch_client.command("SELECT count() FROM numbers(20000000) GROUP BY number % 2000000 FORMAT Null")
     before = _engine_resident_bytes(ch_client)
-    ClickHouseSink(ch_client, inline_inserts=True).release_engine_memory()
+    ClickHouseSink(ch_client, embedded_engine=True).release_engine_memory()
     after = _engine_resident_bytes(ch_client)
     assert after < before - 20 * 2**20, (before, after)
 
@@ -171,7 +173,7 @@ def test_arrow_and_json_inserts_store_the_same_rows(
     tables = processor.process(messages, NOW, 7).tables
     tables["student_state"] = processor.snapshot_rows(8)
     ClickHouseSink(ch_client).write(tables)  # JSON lines, as to a server
-    ClickHouseSink(empty_db, inline_inserts=True).write(tables)  # Arrow columns
+    ClickHouseSink(empty_db, embedded_engine=True).write(tables)  # Arrow columns
     for table in ARROW_SCHEMAS:
         query = f"SELECT * FROM {table} WHERE student_id = {{s:String}} ORDER BY ALL"
         as_json = ch_client.query(query, parameters={"s": student}).result_rows
