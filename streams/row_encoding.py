@@ -7,9 +7,9 @@ native encoding, and it works against a server as well as the embedded engine.
 ``arrow_block`` is for the embedded engine and the tables in ``ARROW_SCHEMAS``:
 pyarrow turns each column into an Arrow array in C and the engine reads the
 columns as they are (an Arrow stream, see ``streams.prepared_write``), with no
-text to write or parse. It matters most for rows that are one long JSON text (a state snapshot,
-a dashboard payload): as JSON lines Python escapes every quote of that text and
-the engine unescapes it again. Measured on a batch's snapshot rows (~0.7 KiB
+text to write or parse. It matters most for rows that are one long JSON text
+(a state snapshot, a dashboard payload): as JSON lines Python escapes every
+quote of that text and the engine unescapes it again. Measured on a batch's snapshot rows (~0.7 KiB
 each): 3.0–3.4 µs of Python and 3.8–6.3 µs of engine per row as JSON, 1.4–1.8
 and ~2.0 as Arrow. Times (epoch seconds in rows, see ``streams.rows``) become
 Arrow timestamps of milliseconds, rounded in C. Arrow's buffers come from
