@@ -52,8 +52,11 @@ log = logging.getLogger("eduknit.worker")
 Clock = Callable[[], dt.datetime]
 T = TypeVar("T")
 # Snapshot sooner when this many states changed: only snapshotted states can be frozen
-# or dropped, and its rows are held until written (50k ended ~75 MiB higher at 100k students).
-SNAPSHOT_MAX_PENDING = 20_000
+# or dropped, so the states changed since the last snapshot all stay objects (~6 KiB
+# each). At 100k students: 50k ended ~75 MiB higher than 20k; 15k held the median RSS
+# of the run's second half at 946-957 MiB against 992-1,012 with 20k, and 10k at
+# 902-919, at the same events/s within the noise (BENCHMARKS.md, seventh session).
+SNAPSHOT_MAX_PENDING = 15_000
 GC_YOUNG_THRESHOLD = 1_000_000  # net container allocations between young collections
 PENDING_WRITE_GRACE = 10.0  # seconds a stopping agent waits for its write in flight
 # States per snapshot insert: a snapshot holds up to SNAPSHOT_MAX_PENDING states of
