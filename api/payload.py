@@ -9,12 +9,23 @@ milliseconds, dates as ``YYYY-MM-DD``.
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from api.records import CourseRecord, DayRecord, StudentData, SummaryRecord
-from streams.rows import ms_to_datetime as _at
+
+
+@lru_cache(maxsize=1 << 14)  # most times are seen once or twice: a big cache only holds memory
+def ms_to_datetime(ms: int | None) -> dt.datetime | None:
+    """UTC datetime of epoch milliseconds (None stays None)."""
+    if ms is None:
+        return None
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
+
+
+_at = ms_to_datetime
 
 
 def _course(item: list[Any]) -> CourseRecord:

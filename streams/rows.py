@@ -64,14 +64,6 @@ def seconds(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000
 
 
-@lru_cache(maxsize=1 << 14)  # most times are seen once or twice: a big cache only holds memory
-def ms_to_datetime(ms: int | None) -> dt.datetime | None:
-    """UTC datetime of epoch milliseconds (None stays None)."""
-    if ms is None:
-        return None
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
-
-
 def event_row(
     parsed: ParsedEvent, partition: int, offset: int, now: dt.datetime, version: int
 ) -> Row:
@@ -243,7 +235,6 @@ __all__ = [
     "dashboard_row",
     "event_row",
     "iso_ms",
-    "ms_to_datetime",
     "recent_activity",
     "seconds",
     "state_row",

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from api import store
+from api import payload, store
 from api.catalog_cache import CatalogCache
 from streams.processor import EventProcessor, Message
 from streams.sink import ClickHouseSink
@@ -102,3 +102,10 @@ def test_catalog_cache_reads_again_after_ttl_or_for_an_unknown_course(ch_client:
     assert cache.entries(ch_client, [course])[course].title == "First"  # kept for the ttl
     clock[0] += 1.0
     assert cache.entries(ch_client, [course])[course].title == "Second"
+
+
+def test_ms_to_datetime() -> None:
+    assert payload.ms_to_datetime(None) is None
+    assert payload.ms_to_datetime(1_795_683_600_123) == dt.datetime(
+        2026, 11, 26, 9, 0, 0, 123000, tzinfo=dt.UTC
+    )

@@ -1014,13 +1014,6 @@ def test_seconds_are_written_as_the_milliseconds_decimals() -> None:
     assert rows.seconds(None) is None
 
 
-def test_ms_to_datetime() -> None:
-    assert rows.ms_to_datetime(None) is None
-    assert rows.ms_to_datetime(ms("2026-11-26T09:00:00.123Z")) == dt.datetime(
-        2026, 11, 26, 9, 0, 0, 123000, tzinfo=dt.UTC
-    )
-
-
 def test_rows_match_columns() -> None:
     state = apply_all(SCENARIOS["many-events-level-and-recent"])
     assert all(
