@@ -1,6 +1,6 @@
 """Decode a ``student_dashboard`` payload into the API's records (pure logic).
 
-The worker writes one JSON payload per student (``streams.rows.dashboard_row``);
+The worker writes one JSON payload per student (``streams.rows.student_rows``);
 ``decode`` turns it into the same ``StudentData`` the four aggregate tables give
 (``api.store``), except the catalog, which the caller adds. Times arrive as epoch
 milliseconds, dates as ``YYYY-MM-DD``.

@@ -14,7 +14,7 @@ minutes on 2 cores; producing them through the worker would take far longer):
   (``student_courses``, ``student_course_daily``, ``student_summary``) computed
   from ``learning_events`` with GROUP BY, the ``student_dashboard`` payloads the
   API reads built from those three in the worker's JSON shape
-  (``streams.rows.dashboard_row``), and the catalog of ``bench.workload``.
+  (``streams.rows.student_rows``), and the catalog of ``bench.workload``.
 
 ``--granularity N`` (an experiment, not the project's schema) recreates the
 aggregate tables with ``index_granularity = N`` first. Prints

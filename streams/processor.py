@@ -229,14 +229,23 @@ class EventProcessor:
                 rows.event_row(parsed, message.partition, message.offset, now, version)
             )
 
+        course_rows: list[rows.Row] = []
+        day_rows: list[rows.Row] = []
+        summary_rows: list[rows.Row] = []
+        dashboard_rows: list[rows.Row] = []
         for state in touched.values():
             state.prune_recent_ids(prune_before)
-            result.add("student_courses", rows.course_rows(state, now, version))
-            result.add("student_course_daily", rows.daily_rows(state, version))
-            result.add("student_summary", [rows.summary_row(state, now, version)])
-            result.add("student_dashboard", [rows.dashboard_row(state, now, version)])
+            courses, days, summary, dashboard = rows.student_rows(state, now, version)
+            course_rows += courses
+            day_rows += days
+            summary_rows.append(summary)
+            dashboard_rows.append(dashboard)
             state.clear_dirty()
             state.derived.clear()  # a third of a state's memory; rebuilt when next needed
+        result.add("student_courses", course_rows)
+        result.add("student_course_daily", day_rows)
+        result.add("student_summary", summary_rows)
+        result.add("student_dashboard", dashboard_rows)
         result.add("learning_events", event_rows)
         result.students = list(touched)
         self.unsnapshotted.update(touched)

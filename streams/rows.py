@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -105,35 +105,6 @@ def _day_values(state: StudentState, day: int, course_id: str, facts: DayFacts) 
     ]  # fmt: skip
 
 
-def course_rows(state: StudentState, now: dt.datetime, version: int) -> list[Row]:
-    """``student_courses`` rows of the courses changed since the last flush."""
-    rows: list[Row] = []
-    now_s = now.timestamp()
-    for course_id in sorted(state.dirty_courses or ()):
-        enrolled, first, lessons, times, progress, progress_at, minutes, last = _course_values(
-            state, course_id
-        )
-        rows.append([
-            state.student_id, course_id, enrolled, seconds(first), lessons,
-            [at / 1000 for at in times], progress, seconds(progress_at),
-            minutes, seconds(last), now_s, version,
-        ])  # fmt: skip
-    return rows
-
-
-def daily_rows(state: StudentState, version: int) -> list[Row]:
-    """``student_course_daily`` rows of the (date, course) pairs changed since the last flush."""
-    rows: list[Row] = []
-    for day, course_id in sorted(state.dirty_days or ()):
-        facts = state.days.get((day, course_id))
-        if facts is None:
-            continue
-        values = _day_values(state, day, course_id, facts)
-        values[-1] = seconds(values[-1])
-        rows.append([state.student_id, day_of(day), course_id, *values, version])
-    return rows
-
-
 def level_reached(timeline: list[tuple[int, str, int]]) -> list[int]:
     """When each level from 2 up was reached, from the points timeline."""
     reached: list[int] = []
@@ -167,18 +138,6 @@ def _recent_json(state: StudentState) -> bytes:
     return state.cached("recent", lambda: orjson.dumps(recent_activity(state)))
 
 
-def summary_row(state: StudentState, now: dt.datetime, version: int) -> Row:
-    """The ``student_summary`` row of a student."""
-    total, levels = state.cached("levels", lambda: _points_and_levels(state))
-    latest = state.latest or (0, "", "+00:00")
-    return [
-        state.student_id, total, total // 100 + 1,
-        [day_of(day) for day in sorted(state.active_days)],
-        [at / 1000 for at in levels], latest[0] / 1000, latest[2],
-        state.events_counted, _recent_json(state).decode(), now.timestamp(), version,
-    ]  # fmt: skip
-
-
 # The API needs daily rows of the last DASHBOARD_DAYS days (statistics go back
 # 365 days from the learner's today, which is within a day of the UTC date), and
 # of every active day whenever it was (streak-milestone notifications).
@@ -191,8 +150,21 @@ def iso_day(ordinal: int) -> str:
     return day_of(ordinal).isoformat()
 
 
-def dashboard_row(state: StudentState, now: dt.datetime, version: int) -> Row:
-    """The ``student_dashboard`` row: everything the API reads for one student, as JSON.
+class StudentRows(NamedTuple):
+    """The rows one changed state rewrites."""
+
+    courses: list[Row]  # student_courses: the courses changed since the last flush
+    days: list[Row]  # student_course_daily: the (date, course) pairs changed since then
+    summary: Row  # student_summary
+    dashboard: Row  # student_dashboard
+
+
+def student_rows(state: StudentState, now: dt.datetime, version: int) -> StudentRows:
+    """Every row a changed state rewrites, each course's and day's values computed once.
+
+    The dashboard payload holds every course and the days of the last
+    ``DASHBOARD_DAYS`` (and every day with a completion); the analyst tables get
+    the changed ones, from the same values.
 
     ``payload`` is ``[total points, active days, level-reached times, zone of the
     latest event, recent activity, courses, days]`` with times as epoch
@@ -203,22 +175,79 @@ def dashboard_row(state: StudentState, now: dt.datetime, version: int) -> Row:
     (the columns of ``student_courses`` and ``student_course_daily``). The API
     decodes it in ``api.store``; ``bench.load_reads`` builds the same shape in SQL.
     """
+    student_id = state.student_id
+    now_s = now.timestamp()
     total, levels = state.cached("levels", lambda: _points_and_levels(state))
     latest = state.latest or (0, "", "+00:00")
-    courses = [
-        [course_id, *_course_values(state, course_id)] for course_id in sorted(state.courses)
-    ]
+    recent = _recent_json(state)
+    active_days = sorted(state.active_days)
+
+    course_values = {cid: _course_values(state, cid) for cid in sorted(state.courses)}
+    course_rows: list[Row] = []
+    for course_id in sorted(state.dirty_courses or ()):
+        enrolled, first, lessons, times, progress, progress_at, minutes, last = course_values[
+            course_id
+        ]
+        course_rows.append([
+            student_id, course_id, enrolled, seconds(first), lessons,
+            [at / 1000 for at in times], progress, seconds(progress_at),
+            minutes, seconds(last), now_s, version,
+        ])  # fmt: skip
+
     oldest = now.date().toordinal() - DASHBOARD_DAYS
-    days = [
-        [iso_day(day), course_id, *_day_values(state, day, course_id, facts)]
-        for (day, course_id), facts in sorted(state.days.items())
-        if day >= oldest or facts.completions
-    ]
+    dirty_days = state.dirty_days or frozenset()
+    shown: list[Row] = []
+    changed: dict[tuple[int, str], list[Any]] = {}
+    for key, facts in sorted(state.days.items()):
+        day, course_id = key
+        if day >= oldest or facts.completions:
+            values = _day_values(state, day, course_id, facts)
+            shown.append([iso_day(day), course_id, *values])
+            if key in dirty_days:
+                changed[key] = values
+    day_rows: list[Row] = []
+    for key in sorted(dirty_days):
+        facts = state.days.get(key)
+        if facts is None:
+            continue
+        day, course_id = key
+        values = changed.get(key) or _day_values(state, day, course_id, facts)
+        day_rows.append([
+            student_id, day_of(day), course_id, *values[:-1], seconds(values[-1]), version
+        ])  # fmt: skip
+
+    summary = [
+        student_id, total, total // 100 + 1, [day_of(day) for day in active_days],
+        [at / 1000 for at in levels], latest[0] / 1000, latest[2],
+        state.events_counted, recent.decode(), now_s, version,
+    ]  # fmt: skip
     payload = orjson.dumps([
-        total, [iso_day(day) for day in sorted(state.active_days)], levels, latest[2],
-        orjson.Fragment(_recent_json(state)), courses, days,
+        total, [iso_day(day) for day in active_days], levels, latest[2],
+        orjson.Fragment(recent), [[cid, *values] for cid, values in course_values.items()],
+        shown,
     ])  # fmt: skip
-    return [state.student_id, payload.decode(), version]
+    return StudentRows(course_rows, day_rows, summary, [student_id, payload.decode(), version])
+
+
+def course_rows(state: StudentState, now: dt.datetime, version: int) -> list[Row]:
+    """``student_courses`` rows of the courses changed since the last flush."""
+    return student_rows(state, now, version).courses
+
+
+def daily_rows(state: StudentState, version: int) -> list[Row]:
+    """``student_course_daily`` rows of the (date, course) pairs changed since the last flush."""
+    return student_rows(state, dt.datetime.now(dt.UTC), version).days
+
+
+def summary_row(state: StudentState, now: dt.datetime, version: int) -> Row:
+    """The ``student_summary`` row of a student."""
+    return student_rows(state, now, version).summary
+
+
+def dashboard_row(state: StudentState, now: dt.datetime, version: int) -> Row:
+    """The ``student_dashboard`` row: everything the API reads for one student, as JSON
+    (its shape: ``student_rows``)."""
+    return student_rows(state, now, version).dashboard
 
 
 def state_row(state: StudentState, version: int) -> Row:
@@ -238,5 +267,6 @@ __all__ = [
     "recent_activity",
     "seconds",
     "state_row",
+    "student_rows",
     "summary_row",
 ]

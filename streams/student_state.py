@@ -285,6 +285,8 @@ class StudentState:
     # ------------------------------------------------------------- maintenance
     def prune_recent_ids(self, cutoff_ms: int) -> None:
         """Forget ids of events that happened before ``cutoff_ms`` (see ``dedup``)."""
+        if not self.recent_ids:  # the usual case for a student not active this week
+            return
         old = [event_id for event_id, at in self.recent_ids.items() if at < cutoff_ms]
         for event_id in old:
             del self.recent_ids[event_id]
