@@ -99,6 +99,7 @@ class Worker:
         self.sink_error: str | None = None
         self._last_snapshot = time.monotonic()
         self._last_purge = time.monotonic()
+        self._purge: asyncio.Future[None] | None = None  # an engine purge in progress
         self._revoked: set[int] = set()  # partitions to forget before the next batch
         self.guard = InvalidRatioGuard(
             settings.invalid_window, settings.max_invalid_ratio, settings.invalid_min_count
@@ -170,6 +171,7 @@ class Worker:
         s = self.settings
         pending: asyncio.Future[None] | None = None
         unwritten: list[str] = []  # students of the batches not yet written
+        prepared: list[PreparedWrite] = []  # encoded, not yet handed to a commit
         try:
             while True:
                 batch = await self.app.take(
@@ -191,6 +193,10 @@ class Worker:
                     await self._stop_loudly(exc)  # ends only by cancellation at shutdown
                     raise
                 snapshot = self._snapshot_rows_if_due()
+                # Encode batch N+1 while batch N is still being written: waiting first
+                # left the loop idle ~20-50 ms per batch (BENCHMARKS.md, eighth session).
+                writes = [result.tables, *_snapshot_chunks(snapshot)]
+                prepared = self._prepare(*writes)
                 if pending is not None:
                     await pending  # batch N is written and acknowledged
                 batch_students = set(result.students)
@@ -200,7 +206,8 @@ class Worker:
                 metrics.STATES_CACHED.set(len(self.processor.states) + len(self.processor.frozen))
                 metrics.STATES_FROZEN.set(len(self.processor.frozen))
                 unwritten = list(result.students)
-                commit = self._commit(batch, result, snapshot, started)
+                commit = self._commit(batch, result, writes, prepared, started)
+                prepared = []  # the commit closes them
                 pending = asyncio.ensure_future(commit)
                 await asyncio.sleep(0)  # let the write start before the next batch
         except asyncio.CancelledError:
@@ -212,30 +219,43 @@ class Worker:
                 except (TimeoutError, asyncio.CancelledError, Exception):
                     pending.cancel()
             self.processor.forget(unwritten)  # not written: reload when resumed
+            if self._purge is not None and not self._purge.done():  # before the engine closes
+                await asyncio.wait({self._purge}, timeout=PENDING_WRITE_GRACE)
             raise
+        finally:
+            for write in prepared:  # encoded, never handed to a commit
+                write.close()
 
     async def _commit(
         self,
         batch: Batch,
         result: BatchResult,
-        snapshot: list[Row],
+        writes: list[dict[str, list[Row]]],
+        prepared: list[PreparedWrite],
         started: float,
     ) -> None:
-        """Dead letters to Kafka, rows to ClickHouse, then acknowledge the batch."""
+        """Dead letters to Kafka, rows to ClickHouse, then acknowledge the batch.
+
+        ``writes``: the batch's rows, then a snapshot's in chunks, encoded as
+        ``prepared``; they go to the writer thread in one trip (a step that came
+        back to the loop in between waited until the loop was done processing the
+        next batch). The commit closes ``prepared`` whatever happens.
+        """
         processed = time.perf_counter()
-        await self._send_dead_letters(result.dead_letters)
-        # The batch's rows, then the snapshot in chunks, in one trip to the writer
-        # thread: a step that came back to the loop in between waited until the
-        # loop was done processing the next batch.
-        step = SNAPSHOT_INSERT_STATES
-        chunks = [snapshot[i : i + step] for i in range(0, len(snapshot), step)]
-        await self._write(result.tables, *({"student_state": chunk} for chunk in chunks))
+        try:
+            await self._send_dead_letters(result.dead_letters)
+        except BaseException:
+            for write in prepared:
+                write.close()
+            raise
+        await self._send(writes, prepared)
         self.processor.written(result)
         self.app.ack(batch)
+        snapshot = sum(len(tables.get("student_state", ())) for tables in writes)
         if snapshot:
-            log.info("snapshot: %d student states", len(snapshot))
+            log.info("snapshot: %d student states", snapshot)
             release_free_memory()  # the frozen states and the batches freed memory
-        await self._release_engine_memory_if_due(now=bool(snapshot))
+        self._release_engine_memory_if_due(now=bool(snapshot))
         metrics.EVENTS_COUNTED.inc(result.counted)
         metrics.EVENTS_DUPLICATE.inc(result.duplicates)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -307,23 +327,31 @@ class Worker:
         # supervisor restart the agent and go on dead-lettering the stream.
         await asyncio.Event().wait()
 
-    async def _release_engine_memory_if_due(self, now: bool = False) -> None:
+    def _release_engine_memory_if_due(self, now: bool = False) -> None:
         """Hand the embedded engine's freed pages back, at most every few seconds.
 
         Its allocator (jemalloc) keeps the pages a batch's inserts freed for
         seconds: ~600 MiB of the worker's RSS in the 100k-student ingest held
         ~80 MiB of live engine memory. A purge returns them at once; purging on
         every free instead (``dirty_decay_ms:0``) cost 13-19 % more CPU.
+
+        The purge runs on the writer's side and nothing waits for it: awaited in
+        the commit, it held the next batch back ~18 ms (10-27) once a second.
         """
         every = self.settings.engine_purge_seconds
         if not self.settings.embedded_clickhouse or every <= 0:
+            return
+        if self._purge is not None and not self._purge.done():
             return
         if not now and time.monotonic() - self._last_purge < every:
             return
         self._last_purge = time.monotonic()
         loop = asyncio.get_running_loop()
+        self._purge = loop.run_in_executor(None, self._purge_engine_memory)
+
+    def _purge_engine_memory(self) -> None:
         try:
-            await loop.run_in_executor(None, self.sink.release_engine_memory)
+            self.sink.release_engine_memory()
         except Exception as exc:  # memory only: the next purge will do
             log.debug("engine memory purge failed: %s", exc)
 
@@ -342,13 +370,27 @@ class Worker:
         await asyncio.gather(*pending)
 
     async def _write(self, *writes: dict[str, list[Row]]) -> None:
-        """Write until ClickHouse took the rows (the same rows each time), in order.
+        """Write until ClickHouse took the rows (the same rows each time), in order."""
+        await self._send(list(writes), self._prepare(*writes))
 
-        The rows are encoded here, on the loop's thread, and the writer thread
-        only calls the engine: see ``streams.prepared_write`` for why.
-        """
-        loop = asyncio.get_running_loop()
+    def _prepare(self, *writes: dict[str, list[Row]]) -> list[PreparedWrite]:
+        """Encode each write's rows, here on the loop's thread, so that the writer
+        thread only calls the engine: see ``streams.prepared_write`` for why."""
         prepared: list[PreparedWrite] = []
+        try:
+            prepared.extend(self.sink.prepare(tables) for tables in writes)
+        except BaseException:
+            for write in prepared:
+                write.close()
+            raise
+        return prepared
+
+    async def _send(
+        self, writes: list[dict[str, list[Row]]], prepared: list[PreparedWrite]
+    ) -> None:
+        """Send ``prepared`` (the encoded ``writes``) until ClickHouse took them all,
+        in order, retrying with backoff; closes them when done."""
+        loop = asyncio.get_running_loop()
         sending: asyncio.Future[None] | None = None
 
         def send_all() -> None:
@@ -365,7 +407,6 @@ class Worker:
                 write.close()
 
         try:
-            prepared.extend(self.sink.prepare(tables) for tables in writes)
             await self._retrying("write", attempt, (Exception,))
         finally:
             if sending is None or sending.done():
@@ -437,6 +478,12 @@ def shorten_fetch_wait(max_wait_ms: int) -> None:
             super().__init__(*args, **kwargs)
 
     aiokafka.AIOKafkaConsumer = LowLatencyConsumer  # type: ignore[misc]
+
+
+def _snapshot_chunks(snapshot: list[Row]) -> list[dict[str, list[Row]]]:
+    """A snapshot's rows as writes of ``SNAPSHOT_INSERT_STATES`` states each."""
+    step = SNAPSHOT_INSERT_STATES
+    return [{"student_state": snapshot[i : i + step]} for i in range(0, len(snapshot), step)]
 
 
 def _message(record: KafkaMessage) -> Message:
