@@ -25,6 +25,7 @@ import time
 from bench.processor_micro import EmptyStore, stream
 from infra.clickhouse import shared_client
 from streams.app import GC_YOUNG_THRESHOLD
+from streams.prepared_write import close_all
 from streams.processor import EventProcessor
 from streams.sink import ClickHouseSink
 
@@ -89,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                             sink.write(tables)
                 per_batch = (time.perf_counter() - started) / len(batches) * 1000
                 if ahead:
-                    for write in prepared:
-                        write.close()
+                    close_all(prepared)
                 load = "busy GIL" if busy else "idle    "
                 print(f"{mode:34s} {load}: {per_batch:6.1f} ms per batch (wall)")
     return 0

@@ -42,7 +42,7 @@ from streams import metrics
 from streams.batch_consumer import Batch, BatchingApp
 from streams.catalog import catalog_rows
 from streams.guard import InvalidRatioGuard, TooManyInvalid
-from streams.prepared_write import PreparedWrite
+from streams.prepared_write import PreparedWrite, close_all
 from streams.processor import BatchResult, EventProcessor, Message, dead_letter_row
 from streams.rows import Row
 from streams.sink import ClickHouseSink
@@ -223,8 +223,7 @@ class Worker:
                 await asyncio.wait({self._purge}, timeout=PENDING_WRITE_GRACE)
             raise
         finally:
-            for write in prepared:  # encoded, never handed to a commit
-                write.close()
+            close_all(prepared)  # encoded, never handed to a commit
 
     async def _commit(
         self,
@@ -245,8 +244,7 @@ class Worker:
         try:
             await self._send_dead_letters(result.dead_letters)
         except BaseException:
-            for write in prepared:
-                write.close()
+            close_all(prepared)
             raise
         await self._send(writes, prepared)
         self.processor.written(result)
@@ -380,8 +378,7 @@ class Worker:
         try:
             prepared.extend(self.sink.prepare(tables) for tables in writes)
         except BaseException:
-            for write in prepared:
-                write.close()
+            close_all(prepared)
             raise
         return prepared
 
@@ -402,17 +399,13 @@ class Worker:
             sending = loop.run_in_executor(None, send_all)
             await asyncio.shield(sending)  # cancelled or not, the thread runs to its end
 
-        def close() -> None:
-            for write in prepared:
-                write.close()
-
         try:
             await self._retrying("write", attempt, (Exception,))
         finally:
             if sending is None or sending.done():
-                close()
+                close_all(prepared)
             else:  # cancelled mid-write: the engine may still be reading the files
-                sending.add_done_callback(lambda _: close())
+                sending.add_done_callback(lambda _: close_all(prepared))
         for tables in writes:
             for table, table_rows in tables.items():
                 metrics.ROWS_WRITTEN.labels(table).inc(len(table_rows))

@@ -24,7 +24,7 @@ JSONCompactEachRow lines, one insert per table.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,12 @@ class PreparedWrite:
         for fd in self.files:
             os.close(fd)
         self.files.clear()
+
+
+def close_all(writes: Iterable[PreparedWrite]) -> None:
+    """Release the Arrow files of every write."""
+    for write in writes:
+        write.close()
 
 
 def prepare(
