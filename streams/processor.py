@@ -233,10 +233,6 @@ class EventProcessor:
         day_rows: list[rows.Row] = []
         summary_rows: list[rows.Row] = []
         dashboard_rows: list[rows.Row] = []
-        # When states are being frozen, most of these will be before they are used
-        # again: take their snapshot JSON now, while their objects are in the CPU's
-        # caches (at snapshot time, ~15k states later, it took ~4x as long).
-        save_json = 0 < self.hot_students < len(self.states)
         for state in touched.values():
             state.prune_recent_ids(prune_before)
             courses, days, summary, dashboard = rows.student_rows(state, now, version)
@@ -244,8 +240,6 @@ class EventProcessor:
             day_rows += days
             summary_rows.append(summary)
             dashboard_rows.append(dashboard)
-            if save_json:
-                state.saved_json = orjson.dumps(state.to_dict())
             state.clear_dirty()
             state.derived.clear()  # a third of a state's memory; rebuilt when next needed
         result.add("student_courses", course_rows)

@@ -255,19 +255,9 @@ def dashboard_row(state: StudentState, now: dt.datetime, version: int) -> Row:
 
 
 def state_row(state: StudentState, version: int) -> Row:
-    """The ``student_state`` row (the whole state, for restarts).
-
-    Its text is ``to_dict`` as JSON with ``version`` as ``"v"``: the state's
-    ``saved_json`` with its version replaced when the caller took one (``"v"`` is
-    the last key and an integer, so its text is the last ``,"v":``), else made now.
-    """
+    """The ``student_state`` row (the whole state, for restarts)."""
     state.version = version
-    saved, state.saved_json = state.saved_json, None
-    if saved is None:
-        text = orjson.dumps(state.to_dict())
-    else:
-        text = saved[: saved.rindex(b',"v":')] + b',"v":%d}' % version
-    return [state.student_id, state.partition, text.decode(), version]
+    return [state.student_id, state.partition, orjson.dumps(state.to_dict()).decode(), version]
 
 
 __all__ = [

@@ -139,9 +139,6 @@ class StudentState:
     # Values derived from the facts (points timeline, points per day, recent
     # activity), cached until the facts they depend on change; never persisted.
     derived: dict[Any, Any] = field(default_factory=dict)
-    # ``to_dict`` as JSON, taken by the caller right after the state last changed
-    # (while its objects are still in the CPU's caches) for the next snapshot.
-    saved_json: bytes | None = None
 
     def cached(self, key: Any, compute: Callable[[], T]) -> T:
         """``compute()``, remembered under ``key`` until the points or recent events change."""

@@ -785,25 +785,6 @@ def test_freezing_reuses_the_snapshot_json_of_the_same_state() -> None:
         assert decompress_state(frozen) == {**expected[sid], "v": 4}
 
 
-def test_snapshot_json_taken_while_freezing_is_the_one_taken_at_snapshot_time() -> None:
-    """States about to be frozen save their JSON when processed; the snapshot is the same text."""
-    rng = random.Random(4)
-    events = rng.sample(HOT_STREAM + OLD_EVENTS, len(HOT_STREAM) + len(OLD_EVENTS))
-    freezing = EventProcessor(MemoryStore(), hot_students=1)
-    all_objects = EventProcessor(MemoryStore())
-    for version, start in enumerate(range(0, len(events), 3), start=1):
-        chunk = batch(events[start : start + 3], start)
-        freezing.process(chunk, NOW, 10 * version)
-        all_objects.process(chunk, NOW, 10 * version)
-        saved = any(s.saved_json for s in freezing.states.values())
-        assert saved == (len(freezing.states) > 1)  # only beyond hot_students
-        assert not any(s.saved_json for s in all_objects.states.values())
-        taken = freezing.snapshot_rows(10 * version + 1)
-        assert taken == all_objects.snapshot_rows(10 * version + 1)
-        assert not any(s.saved_json for s in freezing.states.values())  # used once
-        assert {orjson.loads(row[2])["v"] for row in taken} == {10 * version + 1}
-
-
 def test_states_are_evicted_only_after_a_snapshot() -> None:
     store = MemoryStore()
     processor = EventProcessor(store, cache_students=1)
