@@ -43,7 +43,7 @@ test-integration: $(VENV)/.installed
 chaos: $(VENV)/.installed         ## long fault runs (~20 min): prints fault | sent | counted | duplicates | lost | result
 	$(PY) -m bench.chaos
 
-bench: $(VENV)/.installed         ## issue #4 benchmarks at full size (~20 min); updates BENCHMARKS.md
+bench: $(VENV)/.installed         ## issue #4 benchmarks at full size (~15 min); updates BENCHMARKS.md
 	$(PY) -m bench.run
 
 bench-quick: $(VENV)/.installed   ## the same code paths at small sizes (< 3 min)

@@ -11,7 +11,8 @@ runs, one after another (never two at once: the machine has 2 cores):
 then prints ``metric | measured | reference/target | pass?`` and writes it, with
 the machine and the command, into ``BENCHMARKS.md`` between the markers of the
 mode that ran (``bench:full`` / ``bench:quick``). Raw numbers go to
-``<workdir>/results.json``.
+``<workdir>/results.json``, next to every process's log; the engines' data is
+deleted at the end unless ``--keep-data``.
 """
 
 from __future__ import annotations
@@ -100,6 +101,16 @@ def record(
     BENCHMARKS.write_text(text)
 
 
+def drop_data(workdir: Path) -> None:
+    """Delete the folders the parts left under ``workdir`` (the engines' and the
+    brokers' data: ~3 GB after ``make bench``), keeping their logs and results."""
+    for part in workdir.iterdir():
+        if part.is_dir():
+            for child in part.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, < 3 minutes")
@@ -107,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy the worker and the API")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/eduknit-bench/run"))
     parser.add_argument("--no-record", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument(
+        "--keep-data", action="store_true", help="keep the engines' data (~3 GB for make bench)"
+    )
     args = parser.parse_args(argv)
     parts = [p for p in args.only.split(",") if p]
     unknown = set(parts) - set(PARTS)
@@ -147,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics += rows
     seconds = time.perf_counter() - started
     (args.workdir / "results.json").write_text(json.dumps(raw, indent=1, default=str))
+    if not args.keep_data:
+        drop_data(args.workdir)
     print(table(metrics))
     passed = sum(1 for m in metrics if m.ok)
     failed = sum(1 for m in metrics if m.ok is False)
