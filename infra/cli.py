@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from infra.memory import limit_arenas
+from infra.memory import keep_out, limit_arenas
 from infra.settings import Settings, get_settings
 
 log = logging.getLogger("eduknit")
@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _logging(settings)
     limit_arenas()  # before the engine's and the executor's threads allocate
+    if args.command in ("serve", "worker"):
+        keep_out("pandas")  # nothing here uses DataFrames: see infra.memory
     if args.command == "run":
         return cmd_run(settings)
     if args.command == "serve":
