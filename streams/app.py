@@ -195,18 +195,22 @@ class Worker:
                 snapshot = self._snapshot_rows_if_due()
                 # Encode batch N+1 while batch N is still being written: waiting first
                 # left the loop idle ~20-50 ms per batch (BENCHMARKS.md, eighth session).
-                writes = [result.tables, *_snapshot_chunks(snapshot)]
-                prepared = self._prepare(*writes)
+                prepared = self._prepare(result.tables, *_snapshot_chunks(snapshot))
+                # Encoded: the rows are not needed any more, so they are not kept until
+                # the write is done, through the next batch (~25 MB of a batch's rows,
+                # as much again of a snapshot's, once the states are frozen below).
+                result.tables = {}
+                snapshotted, snapshot = bool(snapshot), []
                 if pending is not None:
                     await pending  # batch N is written and acknowledged
                 batch_students = set(result.students)
                 self.processor.evict(protect=batch_students)
-                if snapshot:  # only a snapshot makes states freezable: no walk in between
+                if snapshotted:  # only a snapshot makes states freezable: no walk in between
                     self.processor.freeze(protect=batch_students)
                 metrics.STATES_CACHED.set(len(self.processor.states) + len(self.processor.frozen))
                 metrics.STATES_FROZEN.set(len(self.processor.frozen))
                 unwritten = list(result.students)
-                commit = self._commit(batch, result, writes, prepared, started)
+                commit = self._commit(batch, result, prepared, started)
                 prepared = []  # the commit closes them
                 pending = asyncio.ensure_future(commit)
                 await asyncio.sleep(0)  # let the write start before the next batch
@@ -229,16 +233,15 @@ class Worker:
         self,
         batch: Batch,
         result: BatchResult,
-        writes: list[dict[str, list[Row]]],
         prepared: list[PreparedWrite],
         started: float,
     ) -> None:
         """Dead letters to Kafka, rows to ClickHouse, then acknowledge the batch.
 
-        ``writes``: the batch's rows, then a snapshot's in chunks, encoded as
-        ``prepared``; they go to the writer thread in one trip (a step that came
-        back to the loop in between waited until the loop was done processing the
-        next batch). The commit closes ``prepared`` whatever happens.
+        ``prepared``: the batch's rows, then a snapshot's in chunks, encoded; they
+        go to the writer thread in one trip (a step that came back to the loop in
+        between waited until the loop was done processing the next batch). The
+        commit closes ``prepared`` whatever happens.
         """
         processed = time.perf_counter()
         try:
@@ -246,10 +249,10 @@ class Worker:
         except BaseException:
             close_all(prepared)
             raise
-        await self._send(writes, prepared)
+        await self._send(prepared)
         self.processor.written(result)
         self.app.ack(batch)
-        snapshot = sum(len(tables.get("student_state", ())) for tables in writes)
+        snapshot = sum(write.tables.get("student_state", 0) for write in prepared)
         if snapshot:
             log.info("snapshot: %d student states", snapshot)
             release_free_memory()  # the frozen states and the batches freed memory
@@ -369,7 +372,7 @@ class Worker:
 
     async def _write(self, *writes: dict[str, list[Row]]) -> None:
         """Write until ClickHouse took the rows (the same rows each time), in order."""
-        await self._send(list(writes), self._prepare(*writes))
+        await self._send(self._prepare(*writes))
 
     def _prepare(self, *writes: dict[str, list[Row]]) -> list[PreparedWrite]:
         """Encode each write's rows, here on the loop's thread, so that the writer
@@ -382,11 +385,9 @@ class Worker:
             raise
         return prepared
 
-    async def _send(
-        self, writes: list[dict[str, list[Row]]], prepared: list[PreparedWrite]
-    ) -> None:
-        """Send ``prepared`` (the encoded ``writes``) until ClickHouse took them all,
-        in order, retrying with backoff; closes them when done."""
+    async def _send(self, prepared: list[PreparedWrite]) -> None:
+        """Send ``prepared`` until ClickHouse took them all, in order, retrying with
+        backoff; closes them when done."""
         loop = asyncio.get_running_loop()
         sending: asyncio.Future[None] | None = None
 
@@ -406,9 +407,9 @@ class Worker:
                 close_all(prepared)
             else:  # cancelled mid-write: the engine may still be reading the files
                 sending.add_done_callback(lambda _: close_all(prepared))
-        for tables in writes:
-            for table, table_rows in tables.items():
-                metrics.ROWS_WRITTEN.labels(table).inc(len(table_rows))
+        for write in prepared:
+            for table, count in write.tables.items():
+                metrics.ROWS_WRITTEN.labels(table).inc(count)
 
     async def _retrying(
         self,

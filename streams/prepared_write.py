@@ -48,6 +48,7 @@ class PreparedWrite:
     """
 
     rows: int = 0
+    tables: dict[str, int] = field(default_factory=dict)  # rows per table
     queries: list[str] = field(default_factory=list)  # run one after the other
     blocks: list[tuple[str, bytes]] = field(default_factory=list)  # (table, JSON lines)
     files: list[int] = field(default_factory=list)
@@ -90,6 +91,7 @@ def prepare(
             if not table_rows:
                 continue
             prepared.rows += len(table_rows)
+            prepared.tables[table] = len(table_rows)
             columns = ", ".join(COLUMNS[table])
             if not embedded:
                 prepared.blocks.append((table, json_block(table_rows)))
