@@ -47,11 +47,15 @@ class PreparedWrite:
     abandoned). Sending it again repeats the same inserts (they are idempotent).
     """
 
-    rows: int = 0
     tables: dict[str, int] = field(default_factory=dict)  # rows per table
     queries: list[str] = field(default_factory=list)  # run one after the other
     blocks: list[tuple[str, bytes]] = field(default_factory=list)  # (table, JSON lines)
     files: list[int] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Rows in all."""
+        return sum(self.tables.values())
 
     def send(self, writer: Client) -> None:
         """Insert everything, in the order it was prepared."""
@@ -90,7 +94,6 @@ def prepare(
             table_rows = tables.get(table)
             if not table_rows:
                 continue
-            prepared.rows += len(table_rows)
             prepared.tables[table] = len(table_rows)
             columns = ", ".join(COLUMNS[table])
             if not embedded:
