@@ -16,7 +16,9 @@ order-independent and a replay therefore rebuilds exactly the same state.
 Memory: the ``hot_students`` most recently active states are kept as objects;
 older ones, once saved in a snapshot, are kept as their snapshot JSON compressed
 with LZ4 (~660 bytes against ~5.7 KiB as objects; 1.6 KiB uncompressed) and
-rebuilt when the student is active again (~16 µs);
+rebuilt when the student is active again (~16 µs); that JSON is taken right after
+the state's last batch (``_packed``), so its "v" may be older than the snapshot's
+version, which is kept beside it;
 beyond ``cache_students`` in all, the least recently used are dropped (their
 snapshot is in ClickHouse). Students never seen (not in the ``KnownStudents``
 Bloom filter) start empty without a look-up.
@@ -164,8 +166,9 @@ class EventProcessor:
         self.cache_students = cache_students
         self.hot_students = hot_students  # 0: every cached state stays an object
         self.states: OrderedDict[str, StudentState] = OrderedDict()
-        # Idle states as (partition, LZ4-compressed snapshot JSON), least recently used first.
-        self.frozen: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        # Idle states as (partition, snapshot version, LZ4-compressed JSON; see
+        # ``_packed`` for its "v"), least recently used first.
+        self.frozen: OrderedDict[str, tuple[int, int, bytes]] = OrderedDict()
         # Students whose state changed since its last snapshot.
         self.unsnapshotted: set[str] = set()
         # Old events counted by batches not yet written: their ids are pruned from
@@ -175,6 +178,13 @@ class EventProcessor:
         self.known: KnownStudents | None = None
         # The JSON of the states in the last snapshot, until the next ``freeze``.
         self._snapshot_json: dict[str, str] = {}
+        # While states are being frozen: a changed state's ``compress_state``, taken
+        # right after its batch while its objects are in the CPU's caches. The
+        # snapshot and the freezing use it instead of serialising the state again
+        # ~15k states later, when that took ~4x as long (BENCHMARKS.md, tenth
+        # session). Its "v" is the version of the state's snapshot before: the
+        # snapshot row's text gets the new one, a frozen state keeps it beside.
+        self._packed: dict[str, bytes] = {}
 
     # ----------------------------------------------------------------- batches
     def process(self, messages: list[Message], now: dt.datetime, version: int) -> BatchResult:
@@ -233,6 +243,7 @@ class EventProcessor:
         day_rows: list[rows.Row] = []
         summary_rows: list[rows.Row] = []
         dashboard_rows: list[rows.Row] = []
+        packed = self._packed if 0 < self.hot_students < len(self.states) else None
         for state in touched.values():
             state.prune_recent_ids(prune_before)
             courses, days, summary, dashboard = rows.student_rows(state, now, version)
@@ -242,6 +253,10 @@ class EventProcessor:
             dashboard_rows.append(dashboard)
             state.clear_dirty()
             state.derived.clear()  # a third of a state's memory; rebuilt when next needed
+            if packed is not None:  # states are being frozen: see ``_packed``
+                packed[state.student_id] = compress_state(state)
+            elif self._packed:  # not packed now: an older one would be out of date
+                self._packed.pop(state.student_id, None)
         result.add("student_courses", course_rows)
         result.add("student_course_daily", day_rows)
         result.add("student_summary", summary_rows)
@@ -263,8 +278,9 @@ class EventProcessor:
                 if kept is None:
                     unknown.append(sid)
                     continue
-                state = self.states[sid] = StudentState.from_dict(sid, decompress_state(kept[1]))
-                state.partition = partitions[sid]
+                _, version, frozen = kept
+                state = self.states[sid] = StudentState.from_dict(sid, decompress_state(frozen))
+                state.partition, state.version = partitions[sid], version
             if unknown:
                 for state in self._load(unknown, prune_before).values():
                     state.partition = partitions[state.student_id]
@@ -327,8 +343,11 @@ class EventProcessor:
         Call between batches only (every applied event is then in ClickHouse);
         ``version`` must be newer than every flush so far.
         """
+        packed = self._packed
         snapshot = [
             rows.state_row(self.states[sid], version)
+            if sid not in packed
+            else rows.packed_state_row(self.states[sid], packed[sid], version)
             for sid in self.unsnapshotted
             if sid in self.states
         ]
@@ -347,13 +366,15 @@ class EventProcessor:
         for sid in dropped:
             self.states.pop(sid, None)
             self.frozen.pop(sid, None)
+            self._packed.pop(sid, None)
         self.unwritten_old = {key for key in self.unwritten_old if key[0] not in dropped}
 
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop states of students whose partition moved to another worker."""
         for sid in [sid for sid, s in self.states.items() if s.partition in partitions]:
             del self.states[sid]
-        for sid in [sid for sid, (part, _) in self.frozen.items() if part in partitions]:
+            self._packed.pop(sid, None)
+        for sid in [sid for sid, (part, _, _) in self.frozen.items() if part in partitions]:
             del self.frozen[sid]
 
     def _idle(self, count: int, protect: set[str] | frozenset[str]) -> list[str]:
@@ -372,16 +393,19 @@ class EventProcessor:
     def freeze(self, protect: set[str] | frozenset[str] = frozenset()) -> int:
         """Keep idle states beyond ``hot_students`` as compressed snapshot JSON, not objects.
 
-        Only states saved in a snapshot (so the JSON is what ClickHouse holds) and
-        not in ``protect`` (the students of a batch not yet written) are frozen.
+        Only states saved in a snapshot (so the JSON is what ClickHouse holds, up
+        to its "v": the snapshot's version is kept beside it) and not in
+        ``protect`` (the students of a batch not yet written) are frozen.
         """
         texts, self._snapshot_json = self._snapshot_json, {}
         if self.hot_students <= 0:
             return 0
         idle = self._idle(len(self.states) - self.hot_students, protect)
+        packed = self._packed
         for sid in idle:
             state = self.states.pop(sid)
-            self.frozen[sid] = (state.partition, compress_state(state, texts.get(sid)))
+            frozen = packed.pop(sid, None) or compress_state(state, texts.get(sid))
+            self.frozen[sid] = (state.partition, state.version, frozen)
         return len(idle)
 
     def evict(self, protect: set[str] | frozenset[str] = frozenset()) -> int:
@@ -397,5 +421,6 @@ class EventProcessor:
             evicted += 1
         for sid in self._idle(excess - evicted, protect):
             del self.states[sid]
+            self._packed.pop(sid, None)
             evicted += 1
         return evicted

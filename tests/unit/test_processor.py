@@ -772,17 +772,59 @@ def test_freeze_keeps_changed_and_protected_states_as_objects() -> None:
 
 def test_freezing_reuses_the_snapshot_json_of_the_same_state() -> None:
     store = MemoryStore()
-    processor = EventProcessor(store, hot_students=1)
+    processor = EventProcessor(store, hot_students=3)  # three states: none packed
     write_one_lesson_each(store, processor, ["s1", "s2", "s3"])
+    assert not processor._packed
     states = dict(processor.states)
     expected = {sid: decompress_state(compress_state(state)) for sid, state in states.items()}
     store.snapshot(processor, version=4)
     snapshot_json = {sid: orjson.loads(text) for sid, text in processor._snapshot_json.items()}
+    processor.hot_students = 1
     assert processor.freeze() == 2
     assert not processor._snapshot_json  # kept only until this freeze
-    for sid, (_, frozen) in processor.frozen.items():
+    for sid, (_, version, frozen) in processor.frozen.items():
+        assert version == 4
         assert decompress_state(frozen) == snapshot_json[sid]
         assert decompress_state(frozen) == {**expected[sid], "v": 4}
+
+
+def test_states_changed_while_freezing_are_packed_after_their_batch() -> None:
+    store = MemoryStore()
+    processor = EventProcessor(store, hot_students=1)
+    write_one_lesson_each(store, processor, ["s1", "s2", "s3"])
+    # s1's batch left one state, within hot_students; s2's and s3's were over it.
+    assert sorted(processor._packed) == ["s2", "s3"]
+    states = processor.states
+    now_json = {sid: decompress_state(compress_state(state)) for sid, state in states.items()}
+    snapshot = snapshot_view(store.snapshot(processor, version=4))
+    for sid in ("s1", "s2", "s3"):  # packed or not: the same row as the state makes now
+        assert snapshot[sid] == snapshot_view([rows.state_row(processor.states[sid], 4)])[sid]
+    assert processor.freeze() == 2
+    assert list(processor.frozen) == ["s1", "s2"]  # the least recently used
+    for sid, (_, version, frozen) in processor.frozen.items():
+        assert version == 4
+        assert {**decompress_state(frozen), "v": 4} == {**now_json[sid], "v": 4}
+    # s1's JSON is its snapshot's; s2's was packed after its batch, before the snapshot
+    assert [decompress_state(f)["v"] for _, _, f in processor.frozen.values()] == [4, 0]
+    assert not set(processor._packed) & set(processor.frozen)  # handed over, not kept twice
+    thawed = "s2"
+    processor.process(batch([lesson(f"e-{thawed}-5", HOT, "l9", student=thawed)]), NOW, 5)
+    assert processor.states[thawed].version == 4  # the snapshot's, not the packed "v"
+    (row,) = processor.snapshot_rows(6)  # packed again after the change, and it holds it
+    assert snapshot_view([row]) == snapshot_view([rows.state_row(processor.states[thawed], 6)])
+    assert orjson.loads(row[rows.COLUMNS["student_state"].index("state")])["n"] == 2
+
+
+def test_a_state_changed_while_not_packing_drops_its_older_packed_json() -> None:
+    store = MemoryStore()
+    processor = EventProcessor(store, hot_students=1)
+    write_one_lesson_each(store, processor, ["s1", "s2"])
+    assert "s2" in processor._packed
+    processor.hot_students = 5  # all fit now: nothing is packed
+    store.write(processor.process(batch([lesson("e-s2-9", HOT, "l9", student="s2")]), NOW, 3))
+    assert "s2" not in processor._packed
+    (row,) = [r for r in store.snapshot(processor, 4) if r[0] == "s2"]
+    assert orjson.loads(row[2])["n"] == 2  # both lessons, not the packed one
 
 
 def test_states_are_evicted_only_after_a_snapshot() -> None:
