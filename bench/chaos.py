@@ -139,9 +139,14 @@ def finish(
 
 # ------------------------------------------------------------------ faults
 def fault_sigkill(work: Path, rng: random.Random, kills: int = 10) -> Row:
-    row = Row(f"worker SIGKILL x{kills}")
+    row = Row(f"worker SIGKILL x{kills}, 20 hot states")
     stream = shuffled_stream(rng, histories(rng, "kill", 60))
-    stack = FaultStack(work, EDUKNIT_BATCH_MAX_EVENTS="200").start()
+    # 20 of the 60 students' states kept as objects and a snapshot every 2 s: the kills
+    # land while states are packed, frozen and thawed, and restarts read those snapshots.
+    stack = FaultStack(
+        work, EDUKNIT_BATCH_MAX_EVENTS="200", EDUKNIT_HOT_STATE_STUDENTS="20",
+        EDUKNIT_SNAPSHOT_SECONDS="2",
+    ).start()  # fmt: skip
     try:
         producer = RetryingProducer(stack.bootstrap)
         send_catalog(producer)

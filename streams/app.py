@@ -255,7 +255,11 @@ class Worker:
         self.app.ack(batch)
         snapshot = sum(write.tables.get("student_state", 0) for write in prepared)
         if snapshot:
-            log.info("snapshot: %d student states", snapshot)
+            kept, frozen = self.processor.states, self.processor.frozen
+            log.info(
+                "snapshot: %d student states; %d states kept, %d of them frozen",
+                snapshot, len(kept) + len(frozen), len(frozen),
+            )  # fmt: skip
             release_free_memory()  # the frozen states and the batches freed memory
         self._release_engine_memory_if_due(now=bool(snapshot))
         metrics.EVENTS_COUNTED.inc(result.counted)

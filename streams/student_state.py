@@ -386,7 +386,7 @@ class StudentState:
             "r": self.recent,
             "l": self.latest,
             "n": self.events_counted,
-            "v": self.version,
+            "v": self.version,  # last, an integer: rows.packed_state_row replaces it in the text
         }
 
     @classmethod
