@@ -157,7 +157,9 @@ def fault_sigkill(work: Path, rng: random.Random, kills: int = 10) -> Row:
                 downtime.append(stack.kill_worker(timeout=120))
             streamer.rate = 0  # the rest at full speed
             streamer.wait(300)
-        row.notes.append(f"restart to ready {min(downtime):.0f}-{max(downtime):.0f} s")
+        fastest, slowest = f"{min(downtime):.0f}", f"{max(downtime):.0f}"
+        span = fastest if fastest == slowest else f"{fastest}-{slowest}"
+        row.notes.append(f"restart to ready {span} s")
         return finish(row, stack, producer)
     finally:
         stack.stop()
