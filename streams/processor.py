@@ -352,7 +352,8 @@ class EventProcessor:
             if sid in self.states
         ]
         self.unsnapshotted.clear()
-        self._snapshot_json = {row[0]: row[2] for row in snapshot}
+        # Kept for ``freeze`` only where there is no packed JSON to freeze instead.
+        self._snapshot_json = {row[0]: row[2] for row in snapshot if row[0] not in packed}
         return snapshot
 
     # ------------------------------------------------------------ cache upkeep

@@ -797,6 +797,7 @@ def test_states_changed_while_freezing_are_packed_after_their_batch() -> None:
     states = processor.states
     now_json = {sid: decompress_state(compress_state(state)) for sid, state in states.items()}
     snapshot = snapshot_view(store.snapshot(processor, version=4))
+    assert list(processor._snapshot_json) == ["s1"]  # the others freeze from the packed JSON
     for sid in ("s1", "s2", "s3"):  # packed or not: the same row as the state makes now
         assert snapshot[sid] == snapshot_view([rows.state_row(processor.states[sid], 4)])[sid]
     assert processor.freeze() == 2
