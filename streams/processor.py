@@ -119,7 +119,12 @@ def compress_state(state: StudentState, snapshot_json: str | None = None) -> byt
 
 def decompress_state(frozen: bytes) -> dict[str, Any]:
     """The ``to_dict`` of a state kept by ``compress_state``."""
-    return orjson.loads(lz4.block.decompress(frozen))
+    return orjson.loads(state_text(frozen))
+
+
+def state_text(frozen: bytes) -> bytes:
+    """The JSON text of a state kept by ``compress_state``."""
+    return lz4.block.decompress(frozen)
 
 
 def dead_letter(message: Message, error: InvalidMessage, now: dt.datetime) -> DeadLetter:
@@ -347,7 +352,7 @@ class EventProcessor:
         snapshot = [
             rows.state_row(self.states[sid], version)
             if sid not in packed
-            else rows.packed_state_row(self.states[sid], packed[sid], version)
+            else rows.packed_state_row(self.states[sid], state_text(packed[sid]), version)
             for sid in self.unsnapshotted
             if sid in self.states
         ]

@@ -16,7 +16,6 @@ import datetime as dt
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-import lz4.block
 import orjson
 
 from schemas.events import ParsedEvent
@@ -261,14 +260,13 @@ def state_row(state: StudentState, version: int) -> Row:
     return [state.student_id, state.partition, orjson.dumps(state.to_dict()).decode(), version]
 
 
-def packed_state_row(state: StudentState, packed: bytes, version: int) -> Row:
-    """``state_row`` from the state's ``compress_state`` taken since it last changed.
+def packed_state_row(state: StudentState, text: bytes, version: int) -> Row:
+    """``state_row`` from the state's ``to_dict`` JSON ``text`` taken since it last changed.
 
-    The text is that JSON with ``"v"`` set to ``version``: ``to_dict`` puts it
-    last and it is an integer, so it is the text after the last ``,"v":``.
+    The row's text is that JSON with ``"v"`` set to ``version``: ``to_dict`` puts
+    it last and it is an integer, so it is the text after the last ``,"v":``.
     """
     state.version = version
-    text = lz4.block.decompress(packed)
     text = text[: text.rindex(b',"v":')] + b',"v":%d}' % version
     return [state.student_id, state.partition, text.decode(), version]
 
