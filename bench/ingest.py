@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -298,6 +299,8 @@ def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
             Metric("ingest: quixstreams results correct",
                    f"{quix['bad_points']} points / {quix['bad_minutes']} minutes mismatches "
                    f"of {quix['students']:,} students", "0", quix_ok),
+            Metric("ingest: quixstreams CPU s (µs/msg)", _cpu_text(quix, raw["messages"]), "",
+                   None),
         ]  # fmt: skip
     worker_ok = (
         v["bad_points"] == 0 and v["bad_minutes"] == 0 and v["bad_sample_count"] == 0
@@ -309,9 +312,11 @@ def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
                f"{v['bad_minutes']} minutes mismatches of {v['students']:,}; "
                f"{v['bad_sample_count']} of {2 * v['sample_students']} dashboards differ",
                "all equal (tests/reference.py)", worker_ok),
-        Metric("ingest: worker CPU s during ingest (µs/msg)",
-               f"{w['cpu_s']:.1f} s ({w['cpu_s'] / raw['messages'] * 1e6:.0f} µs)",
+        Metric("ingest: worker CPU s during ingest (µs/msg)", _cpu_text(w, raw["messages"]),
                "ceiling ~80 µs/ev of Faust consumer path (INFRA-FACTS)", None),
+        Metric("ingest: worker events/s if that CPU were spread over all cores",
+               f"{_cores_bound(w, raw['messages']):,.0f} ({os.cpu_count()} cores)",
+               "the most any split over threads or processes could reach", None),
         Metric("ingest: worker peak RSS", f"{w['peak_rss_mib']:,.0f} MiB", "", None),
         Metric(f"memory: worker RSS with {raw['students'] / 1e3:g}k students of state",
                f"{w['rss_end_mib']:,.0f} MiB (start {w['rss_start_mib']:,.0f}; median of the "
@@ -325,9 +330,19 @@ def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
     if ceiling:
         rows.insert(
             2,
-            Metric("ingest: ceiling CPU s", f"{ceiling['cpu_s']:.1f} s", "", None),
+            Metric("ingest: ceiling CPU s (µs/msg)", _cpu_text(ceiling, raw["messages"]), "", None),
         )
     return rows
+
+
+def _cpu_text(run: dict[str, Any], messages: int) -> str:
+    """A run's CPU seconds from its first to its last event, and per message."""
+    return f"{run['cpu_s']:.1f} s ({run['cpu_s'] / messages * 1e6:.0f} µs)"
+
+
+def _cores_bound(run: dict[str, Any], messages: int) -> float:
+    """Events/s if the run's CPU per message were spread perfectly over every core."""
+    return (os.cpu_count() or 1) * messages / run["cpu_s"] if run["cpu_s"] else float("inf")
 
 
 def main(argv: list[str] | None = None) -> int:
