@@ -288,7 +288,7 @@ def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
         rows += [
             Metric("ingest: bare Faust counter (ceiling), same run",
                    f"{ceiling['events_per_s']:,.0f}", REFERENCE["ceiling"], None),
-            Metric("ingest: worker / ceiling", f"{ratio:.0%}", "≥ 70 %", ratio >= 0.7),
+            Metric("ingest: worker / ceiling", f"{ratio:.1%}", "≥ 70 %", ratio >= 0.7),
         ]  # fmt: skip
     if quix:
         quix_ok = quix["bad_points"] == 0 and quix["bad_minutes"] == 0
