@@ -25,6 +25,7 @@ from fastapi import FastAPI, Query
 
 from api.deps import ClientDep, CurrentPrincipal
 from api.main import create_app
+from infra.cli import API_HTTP
 from infra.clickhouse import shared_client
 from infra.settings import get_settings
 from tests.reference import Reference
@@ -92,7 +93,7 @@ def main() -> int:
     app = create_app(settings, client, NoPublisher())
     add_recompute_routes(app)
     uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning",
-                access_log=False)  # fmt: skip
+                access_log=False, http=API_HTTP)  # fmt: skip
     return 0
 
 

@@ -666,3 +666,18 @@ def test_docs_openapi_and_metrics(http: TestClient) -> None:
     )
     assert counted in exposition
     assert "eduknit_api_request_seconds_bucket" in exposition
+
+
+def test_the_api_is_served_with_the_c_http_parser() -> None:
+    """``make run`` and ``make api`` serve with httptools, not h11 (BENCHMARKS.md)."""
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from infra.cli import API_HTTP
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        return None
+
+    config = uvicorn.Config(app, http=API_HTTP, lifespan="off")
+    config.load()
+    assert config.http_protocol_class is HttpToolsProtocol
