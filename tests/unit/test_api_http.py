@@ -20,11 +20,13 @@ from typing import Any
 import jwt
 import orjson
 import pytest
+import uvicorn
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from infra.cli import API_HTTP
 from infra.settings import Settings
 from schemas.events import parse_event
 from streams import rows
@@ -670,10 +672,8 @@ def test_docs_openapi_and_metrics(http: TestClient) -> None:
 
 def test_the_api_is_served_with_the_c_http_parser() -> None:
     """``make run`` and ``make api`` serve with httptools, not h11 (BENCHMARKS.md)."""
-    import uvicorn
+    # imported here: without httptools only this test fails, not the module
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-    from infra.cli import API_HTTP
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return None
