@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workload == "ingest":
         from bench.workload import generate
 
-        pairs = generate(args.events, args.students, sample_students=0).messages
+        pairs = generate(args.events, args.students, sample_students=0, now=NOW).messages
         messages = [Message("learning-events", i % 8, i, k, v) for i, (k, v) in enumerate(pairs)]
     else:
         messages = stream(args.events, args.students)
