@@ -118,20 +118,22 @@ def level_reached(timeline: list[tuple[int, str, int]]) -> list[int]:
 
 def recent_activity(state: StudentState) -> list[dict[str, Any]]:
     """The 10 newest events, newest first, with the points each earned now."""
-    points = state.points_by_event().get
+    award = state.award
     return [
         {
             "eventId": event_id, "type": kind, "courseId": course_id, "lessonId": lesson_id,
-            "quizId": quiz_id, "occurredAt": occurred_at, "pointsAwarded": points(event_id, 0),
+            "quizId": quiz_id, "occurredAt": occurred_at,
+            "pointsAwarded": award(kind, course_id, lesson_id, quiz_id, event_id),
         }
         for _, event_id, kind, course_id, lesson_id, quiz_id, occurred_at in state.recent
     ]  # fmt: skip
 
 
 def _points_and_levels(state: StudentState) -> tuple[int, list[int]]:
-    timeline = state.points_timeline()
-    total = sum(points for _, _, points in timeline)
-    return total, level_reached(timeline)
+    """Total points and when each level from 2 up was reached: the timeline of every
+    award is built only once there is a level to date (most states have none)."""
+    total = state.total_points()
+    return total, level_reached(state.points_timeline()) if total >= 100 else []
 
 
 def _recent_json(state: StudentState) -> bytes:

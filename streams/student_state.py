@@ -338,8 +338,39 @@ class StudentState:
         return awards
 
     def total_points(self) -> int:
-        """Total points (SPEC §4.3)."""
-        return sum(points for _, _, points in self.points_timeline())
+        """Total points (SPEC §4.3), without the timeline.
+
+        A quiz's record attempts have strictly increasing scores in ``occurredAt``
+        order (``_apply_quiz``), so their awards add up to floor(best / 10) with
+        the best the last one; a lesson earns ``LESSON_POINTS`` once.
+        """
+        total = 0
+        for course in self.courses.values():
+            total += LESSON_POINTS * len(course.lessons)
+            for records in course.quizzes.values():
+                if records:
+                    total += int(records[-1].score // 10)
+        return total
+
+    def award(
+        self, kind: str, course_id: str, lesson_id: str | None, quiz_id: str | None, event_id: str
+    ) -> int:
+        """The points one counted event earned as it stands now (``points_awarded``),
+        looked up in its own lesson or quiz instead of the whole timeline."""
+        course = self.courses.get(course_id)
+        if course is None:
+            return 0
+        if kind == "lesson_progress":
+            first = course.lessons.get(lesson_id or "")
+            return LESSON_POINTS if first is not None and first[1] == event_id else 0
+        if kind == "quiz_completed":
+            previous = 0
+            for attempt in course.quizzes.get(quiz_id or "", ()):
+                tenth = int(attempt.score // 10)
+                if attempt.event_id == event_id:
+                    return tenth - previous
+                previous = tenth
+        return 0
 
     def points_by_event(self) -> dict[str, int]:
         """The points each event earned, as it stands now (events that earned none absent)."""

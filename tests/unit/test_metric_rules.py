@@ -162,6 +162,9 @@ def snapshot(state: StudentState, events: Sequence[ParsedEvent]) -> dict[str, An
         e = parsed.event
         if e.type in ("lesson_progress", "quiz_completed"):
             awards[e.event_id] = state.points_awarded(e.event_id)
+            # the direct look-up the recent activity uses agrees with the timeline
+            direct = state.award(e.type, e.course_id, e.lesson_id, e.quiz_id, e.event_id)
+            assert direct == awards[e.event_id]
     recent = [
         (
             item["eventId"],
