@@ -15,7 +15,13 @@ and every message into it, then runs one consumer at a time on that same topic:
    ``bench.verify_ingest`` checks the data it wrote;
 2. ``bench.faust_counter``: a bare Faust agent that only counts (the ceiling);
 3. ``bench/quix_agg.py`` in ``bench/.venv-quix`` (created on first use), its
-   results compared with the workload's expectation.
+   results compared with the workload's expectation: the issue's reference
+   aggregation (dedup, points, minutes per local day), much less work than the
+   worker's;
+4. ``bench/quix_full.py`` in the same virtualenv: the worker's whole job (SPEC §4
+   with the project's own code, six tables into an embedded ClickHouse) in
+   quixstreams, timed from its first message to the write that completes the last,
+   then checked by the same ``bench.verify_ingest`` as the worker.
 
 Optionally the worker is profiled with py-spy (``--profile``, if installed).
 Prints the table and writes ``ingest.json`` in the work dir.
@@ -51,6 +57,19 @@ from bench.workload import Workload, generate
 
 QUIX_VENV = ROOT / "bench" / ".venv-quix"
 QUIX_PINS = ["quixstreams==3.28.1", "confluent-kafka==2.12.2"]
+# What bench/quix_full.py imports from the project (schemas, streams, infra.clickhouse)
+# needs these, at the versions of requirements.lock: the full peer applies the same
+# code as the worker. confluent-kafka stays at the peers' own pin (quixstreams: <2.13).
+QUIX_PROJECT_PACKAGES = (
+    "clickhouse-connect[chdb]", "chdb", "chdb-core", "pandas", "numpy", "python-dateutil",
+    "six", "pyarrow", "backports.zstd", "certifi", "urllib3", "lz4", "orjson",
+    "annotated-types", "typing-inspection", "typing_extensions", "rbloom", "tzdata",
+)  # fmt: skip
+# quixstreams 3.28.1 declares pydantic<2.14 (and pydantic-settings<2.16, which only it
+# uses); the project's events are parsed by pydantic 2.14.4: installed over its cap
+# (without its dependencies) so both sides parse with the same pydantic-core.
+QUIX_OVERRIDES = ("pydantic", "pydantic_core")
+QUIX_MARKER = QUIX_VENV / ".installed-pins"
 # One line per batch, logged after its rows are in ClickHouse and its offsets acked;
 # only the timestamp and the message count are relied on (the rest of the line changes).
 BATCH_LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})[^\n]*?batch: (\d+) messages")
@@ -61,13 +80,48 @@ REFERENCE = {
 }
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.split("[", 1)[0]).lower()
+
+
+def quix_requirements(lock: Path = ROOT / "requirements.lock") -> tuple[list[str], list[str]]:
+    """The peers' pins with the project's packages the full peer imports, as locked; and
+    the locked packages installed over quixstreams' caps (``QUIX_OVERRIDES``)."""
+    locked: dict[str, str] = {}
+    for line in lock.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            locked[_canonical(name)] = version.split(";", 1)[0].strip()
+    wanted = (*QUIX_PROJECT_PACKAGES, *QUIX_OVERRIDES)
+    missing = [name for name in wanted if _canonical(name) not in locked]
+    if missing:
+        raise RuntimeError(f"requirements.lock pins none of {missing}")
+
+    def pin(name: str) -> str:
+        return f"{name}=={locked[_canonical(name)]}"
+
+    return [*QUIX_PINS, *map(pin, QUIX_PROJECT_PACKAGES)], list(map(pin, QUIX_OVERRIDES))
+
+
 def ensure_quix_venv() -> Path:
-    """The peer's own virtualenv (its confluent-kafka pin clashes with the project's)."""
+    """The peers' own virtualenv (their confluent-kafka pin clashes with the project's).
+
+    Created on first use; the pins it was installed with are kept in a marker file, so
+    a venv made with other pins (or before the full peer needed the project's
+    packages) is brought up to date by the next run."""
     python = QUIX_VENV / "bin" / "python"
+    wanted, overrides = quix_requirements()
+    marker = "\n".join([*wanted, "--no-deps", *overrides]) + "\n"
     if not python.exists():
-        say("creating bench/.venv-quix (quixstreams)")
+        say("creating bench/.venv-quix (quixstreams and the project's packages)")
         subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *QUIX_PINS], check=True)
+    if not QUIX_MARKER.exists() or QUIX_MARKER.read_text() != marker:
+        say("installing the quixstreams peers' packages into bench/.venv-quix")
+        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([*pip, *wanted], check=True)
+        subprocess.run([*pip, "--no-deps", *overrides], check=True)
+        QUIX_MARKER.write_text(marker)
     return python
 
 
@@ -162,12 +216,14 @@ def stop_pyspy(spy: subprocess.Popen[bytes]) -> None:
         spy.wait(5)
 
 
-def run_verify(data_dir: str, expected_path: Path, workdir: Path) -> dict[str, Any]:
+def run_verify(
+    data_dir: str, expected_path: Path, workdir: Path, log_name: str = "verify.log"
+) -> dict[str, Any]:
     out = subprocess.run(
         [PYTHON, "-m", "bench.verify_ingest", data_dir, str(expected_path)], cwd=ROOT,
         capture_output=True, text=True, timeout=900, env=_env(),
     )  # fmt: skip
-    (workdir / "verify.log").write_text(out.stdout + out.stderr)
+    (workdir / log_name).write_text(out.stdout + out.stderr)
     for line in out.stdout.splitlines():
         if line.startswith("BENCH-RESULT "):
             return json.loads(line[len("BENCH-RESULT ") :])  # type: ignore[no-any-return]
@@ -238,6 +294,44 @@ def run_quix(
     }  # fmt: skip
 
 
+def run_quix_full(
+    bootstrap: str, total: int, workdir: Path, expected_path: Path, timeout: float,
+    catalog: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """``bench/quix_full.py`` (the worker's whole job in quixstreams) on the same topic,
+    then the worker's verifier on the ClickHouse data it wrote."""
+    python = ensure_quix_venv()
+    data = workdir / "quix-full-data"
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [str(python), "-m", "bench.quix_full", "--bootstrap", bootstrap,
+            "--expect", str(total), "--expect-catalog", str(catalog), "--data-dir", str(data),
+            "--state-dir", str(workdir / "quix-full-state")]  # fmt: skip
+    peer = Child("quixstreams-full", argv, workdir / "quix-full.log")
+    sampler = ProcSampler(peer.pid, interval=0.2).start()
+    try:
+        peer.wait_for("BENCH-RESULT ", timeout)
+        line = next(x for x in peer.log_text().splitlines() if x.startswith("BENCH-RESULT "))
+        result: dict[str, Any] = json.loads(line[len("BENCH-RESULT ") :])
+        sampler.sample()
+        # It stops by itself once everything is written; the verifier needs the data
+        # dir (one process per embedded engine), so wait for it to exit.
+        try:
+            peer.process.wait(60)
+        except subprocess.TimeoutExpired:
+            say("quixstreams full peer did not exit in 60 s: stopping it")
+    finally:
+        sampler.stop()
+        exit_code = peer.stop()
+    seconds = result["last"] - result["first"]
+    result.update({
+        "seconds": seconds, "events_per_s": result["messages"] / seconds,
+        "cpu_s": sampler.cpu_between(result["first"], result["last"]),
+        "peak_rss_mib": sampler.peak_rss_mib, "exit_code": exit_code, "data_dir": str(data),
+    })  # fmt: skip
+    result["verify"] = run_verify(str(data), expected_path, workdir, "verify-quix-full.log")
+    return result
+
+
 def ingest(
     events: int, students: int, courses: int, workdir: Path, *, profile: bool = False,
     peers: bool = True,
@@ -268,6 +362,13 @@ def ingest(
             raw["ceiling"] = run_counter(broker.bootstrap_servers, total, workdir, timeout)
             say(f"ingest: ceiling {raw['ceiling']['events_per_s']:,.0f} ev/s; quixstreams")
             raw["quix"] = run_quix(broker.bootstrap_servers, total, wl, workdir, timeout)
+            say(f"ingest: quixstreams {raw['quix']['events_per_s']:,.0f} ev/s; "
+                "quixstreams, full SPEC §4 + ClickHouse sink")  # fmt: skip
+            raw["quix_full"] = run_quix_full(
+                broker.bootstrap_servers, total, workdir, expected_path, timeout,
+                catalog=len(wl.catalog),
+            )  # fmt: skip
+            say(f"ingest: quixstreams full {raw['quix_full']['events_per_s']:,.0f} ev/s")
     finally:
         broker.stop()
     write_json(workdir / "ingest.json", raw)
@@ -293,8 +394,8 @@ def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
     if quix:
         quix_ok = quix["bad_points"] == 0 and quix["bad_minutes"] == 0
         rows += [
-            Metric("ingest: quixstreams same aggregation, events/s",
-                   f"{quix['events_per_s']:,.0f}", "worker must be ahead",
+            Metric("ingest: quixstreams, points + minutes only (issue's reference aggregation), "
+                   "events/s", f"{quix['events_per_s']:,.0f}", "worker must be ahead",
                    w["events_per_s"] > quix["events_per_s"]),
             Metric("ingest: quixstreams results correct",
                    f"{quix['bad_points']} points / {quix['bad_minutes']} minutes mismatches "
@@ -302,16 +403,20 @@ def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
             Metric("ingest: quixstreams CPU s (µs/msg)", _cpu_text(quix, raw["messages"]), "",
                    None),
         ]  # fmt: skip
-    worker_ok = (
-        v["bad_points"] == 0 and v["bad_minutes"] == 0 and v["bad_sample_count"] == 0
-        and v["rows_final"] == v["expected_unique"]
-    )  # fmt: skip
+    full = raw.get("quix_full")
+    if full:
+        rows += [
+            Metric("ingest: quixstreams, full SPEC §4 + ClickHouse sink, events/s",
+                   f"{full['events_per_s']:,.0f}", "worker must be ahead",
+                   w["events_per_s"] > full["events_per_s"]),
+            Metric("ingest: quixstreams full results correct", _verified_text(full["verify"]),
+                   "all equal (tests/reference.py)", _verified_ok(full["verify"])),
+            Metric("ingest: quixstreams full CPU s (µs/msg)", _cpu_text(full, raw["messages"]),
+                   "", None),
+        ]  # fmt: skip
     rows += [
-        Metric("ingest: worker results correct",
-               f"{v['rows_final']:,}/{v['expected_unique']:,} events; {v['bad_points']} points, "
-               f"{v['bad_minutes']} minutes mismatches of {v['students']:,}; "
-               f"{v['bad_sample_count']} of {2 * v['sample_students']} dashboards differ",
-               "all equal (tests/reference.py)", worker_ok),
+        Metric("ingest: worker results correct", _verified_text(v),
+               "all equal (tests/reference.py)", _verified_ok(v)),
         Metric("ingest: worker CPU s during ingest (µs/msg)", _cpu_text(w, raw["messages"]),
                "ceiling ~80 µs/ev of Faust consumer path (INFRA-FACTS)", None),
         Metric("ingest: worker events/s if that CPU were spread over all cores",
@@ -333,6 +438,20 @@ def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
             Metric("ingest: ceiling CPU s (µs/msg)", _cpu_text(ceiling, raw["messages"]), "", None),
         )
     return rows
+
+
+def _verified_ok(v: dict[str, Any]) -> bool:
+    """``bench.verify_ingest`` found every event once and every student's numbers equal."""
+    return (
+        v["bad_points"] == 0 and v["bad_minutes"] == 0 and v["bad_sample_count"] == 0
+        and v["rows_final"] == v["expected_unique"]
+    )  # fmt: skip
+
+
+def _verified_text(v: dict[str, Any]) -> str:
+    return (f"{v['rows_final']:,}/{v['expected_unique']:,} events; {v['bad_points']} points, "
+            f"{v['bad_minutes']} minutes mismatches of {v['students']:,}; "
+            f"{v['bad_sample_count']} of {2 * v['sample_students']} dashboards differ")  # fmt: skip
 
 
 def _cpu_text(run: dict[str, Any], messages: int) -> str:

@@ -3,7 +3,7 @@
 ``python -m bench.run [--quick] [--only ingest,memory,reads,freshness] [--profile]``
 runs, one after another (never two at once: the machine has 2 cores):
 
-1. ingest (``bench.ingest``): worker, bare-Faust ceiling, quixstreams, verified;
+1. ingest (``bench.ingest``): worker, bare-Faust ceiling, two quixstreams peers, verified;
 2. memory (``bench.memory``): worker RSS with 1M students (quick: the ingest run's);
 3. reads (``bench.reads``): /realtime and /statistics?days=365 vs recompute, 50 clients;
 4. freshness (``bench.freshness``): produce → /realtime, POST round trip, at 1k events/s;
