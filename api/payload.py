@@ -26,24 +26,22 @@ def ms_to_datetime(ms: int | None) -> dt.datetime | None:
 
 
 _at = ms_to_datetime
+_date = dt.date.fromisoformat
 
 
 def _course(item: list[Any]) -> CourseRecord:
     course_id, enrolled, first_at, lessons, completions, progress, progress_at, minutes, last = item
     return CourseRecord(
-        course_id=course_id, enrolled=bool(enrolled), first_enrolled_at=_at(first_at),
-        completed_lessons=lessons, completion_times=tuple(map(_at, completions)),
-        reported_progress=progress, reported_progress_at=_at(progress_at),
-        time_spent_minutes=minutes, last_activity_at=_at(last),
+        course_id, bool(enrolled), _at(first_at), lessons, tuple(map(_at, completions)),
+        progress, _at(progress_at), minutes, _at(last),
     )  # fmt: skip
 
 
 def _day(item: list[Any]) -> DayRecord:
     day, course_id, minutes, lessons, completions, quizzes, score_sum, points, first_at = item
     return DayRecord(
-        local_date=dt.date.fromisoformat(day), course_id=course_id, minutes=minutes,
-        lessons_completed=lessons, completions=completions, quizzes_completed=quizzes,
-        quiz_score_sum=score_sum, points=points, first_completion_at=_at(first_at),
+        _date(day), course_id, minutes, lessons, completions, quizzes, score_sum, points,
+        _at(first_at),
     )  # fmt: skip
 
 
