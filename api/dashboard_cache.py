@@ -21,6 +21,10 @@ So a change shows at most one poll (plus the poll's own time) after it is in
 ClickHouse. When no poll has succeeded for ``stale_after`` seconds (1 s: ClickHouse
 down, feed not started), nothing is answered from the kept payloads: the dashboards
 answer 503 as without them (the catalog copy they need is kept 1 s too).
+
+Each kept payload also holds the answers the routes computed from it
+(``keep_answer``; ``api.kept_answers`` serves them again): they go when the
+payload goes or is replaced, so no answer outlives the payload it came from.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ from api.observability import DASHBOARD_CACHE
 log = logging.getLogger(__name__)
 
 REMEMBER_SECONDS = 10.0  # versions seen by the feed are remembered 10-20 s for ``put``
+# Answers kept per student (``keep_answer``): one per route and parameters asked for,
+# e.g. /realtime and /statistics?days=30; a dashboard asks for one or two.
+ANSWERS_PER_STUDENT = 4
 
 RESTART_CHECK_SECONDS = 5.0  # how often an idle feed checks the table was not recreated
 
@@ -65,7 +72,8 @@ class DashboardCache:
         self.stale_after = stale_after
         self.clock = clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[int, str | bytes]] = OrderedDict()
+        # student -> (version, payload, answers kept from it: see ``keep_answer``)
+        self._entries: OrderedDict[str, tuple[int, str | bytes, dict[Any, Any]]] = OrderedDict()
         self._seen: dict[str, int] = {}  # versions the feed saw since _seen_since
         self._seen_before: dict[str, int] = {}  # ... and in the period before it
         self._seen_since = clock()
@@ -82,6 +90,11 @@ class DashboardCache:
 
     def get(self, student_id: str) -> str | bytes | None:
         """The kept payload of ``student_id`` if it is current, else None."""
+        current = self.current(student_id)
+        return None if current is None else current[1]
+
+    def current(self, student_id: str) -> tuple[int, str | bytes] | None:
+        """(version, payload) of ``student_id`` if its kept payload is current, else None."""
         if not self.fresh():
             return None
         with self._lock:
@@ -89,7 +102,37 @@ class DashboardCache:
             if entry is not None:
                 self._entries.move_to_end(student_id)
         DASHBOARD_CACHE.labels("hit" if entry is not None else "miss").inc()
-        return None if entry is None else entry[1]
+        return None if entry is None else (entry[0], entry[1])
+
+    def answer(self, student_id: str, key: Any) -> Any:
+        """The answer kept under ``key`` from the current payload of ``student_id``
+        (``keep_answer``), or None. Not counted: ``api.kept_answers`` counts a hit
+        when the answer still holds and is served."""
+        if not self.fresh():
+            return None
+        with self._lock:
+            entry = self._entries.get(student_id)
+            if entry is None:
+                return None
+            found = entry[2].get(key)
+            if found is not None:
+                self._entries.move_to_end(student_id)
+        return found
+
+    def keep_answer(self, student_id: str, version: int, key: Any, answer: Any) -> None:
+        """Keep ``answer`` (computed from the payload of ``version``) under ``key`` for as
+        long as that payload is the current one: a newer payload, or the payload going,
+        takes its answers with it. At most ``ANSWERS_PER_STUDENT`` are kept per student,
+        the oldest going first."""
+        with self._lock:
+            entry = self._entries.get(student_id)
+            if entry is None or entry[0] != version:
+                return
+            answers = entry[2]
+            answers.pop(key, None)
+            answers[key] = answer
+            while len(answers) > ANSWERS_PER_STUDENT:
+                del answers[next(iter(answers))]
 
     def put(self, student_id: str, payload: str | bytes, version: int, read_started: float) -> None:
         """Keep a payload read from ClickHouse by a read that started at ``read_started``."""
@@ -104,7 +147,7 @@ class DashboardCache:
             kept = self._entries.get(student_id)
             if kept is not None and kept[0] > version:
                 return
-            self._entries[student_id] = (version, payload)
+            self._entries[student_id] = (version, payload, {})
             self._entries.move_to_end(student_id)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)

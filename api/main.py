@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from api import errors, store
 from api.dashboard_cache import DashboardCache, DashboardFeed, FeedThread
+from api.kept_answers import KeptAnswers
 from api.observability import MetricsMiddleware
 from api.pool import ClientPool, read_pool
 from api.publisher import EventPublisher, KafkaEventPublisher
@@ -93,6 +94,7 @@ def create_app(
     app.state.publisher = publisher
     app.state.clock = clock
     errors.install(app)
+    app.add_middleware(KeptAnswers, api=app)  # inside the metrics: its answers count
     app.add_middleware(MetricsMiddleware)
     app.include_router(dashboard.router)
     app.include_router(health.router)

@@ -174,17 +174,19 @@ def kept_student(
     until: dt.date,
     *,
     all_active_days: bool = False,
-) -> StudentData | None:
-    """``load_student`` from kept copies only, without I/O: None unless the student's
-    payload is current in ``cache`` and the catalog copy is fresh (``kept_entries``)."""
-    raw = cache.get(student_id) if cache is not None else None
-    if raw is None:
+) -> tuple[StudentData, int] | None:
+    """``load_student`` from kept copies only, without I/O, with the version of the
+    payload: None unless the student's payload is current in ``cache`` and the
+    catalog copy is fresh (``kept_entries``)."""
+    current = cache.current(student_id) if cache is not None else None
+    if current is None:
         return None
+    version, raw = current
     data = payload.decode(raw, since, until, all_active_days=all_active_days)
     catalog = CATALOG.kept_entries(client, (course.course_id for course in data.courses))
     if catalog is None:
         return None
-    return StudentData(data.courses, catalog, data.summary, data.days)
+    return StudentData(data.courses, catalog, data.summary, data.days), version
 
 
 def load_student_from_aggregates(

@@ -6,7 +6,8 @@ hands the records to the pure rules of ``api.metrics``/``api.notifications``.
 Daily rows are read around the UTC date with ``store.DATE_MARGIN`` so "today"
 can be decided after the read. Blocking: call from a worker thread. Each
 ``kept_*_view`` answers the same from a payload still current in the
-``DashboardCache``, without I/O (so on the event loop), or returns None.
+``DashboardCache``, without I/O (so on the event loop), with the ``Basis`` the
+route keeps the answer with (``api.kept_answers``), or returns None.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from clickhouse_connect.driver.client import Client
 
 from api import metrics, store
 from api.dashboard_cache import DashboardCache
+from api.kept_answers import Basis
 from api.models import ProgressApplied, RealtimeDashboard, Statistics
 from api.notifications import notifications
 from api.records import StudentData
@@ -26,6 +28,12 @@ from api.timeutil import iso_utc, local_today, request_zone
 def _today(data: StudentData, tz: str | None, now: dt.datetime) -> tuple[dt.date, dt.tzinfo]:
     zone = request_zone(tz, data.summary.last_event_tz if data.summary else None)
     return local_today(now, zone), zone
+
+
+def _basis(data: StudentData, version: int, tz: str | None, now: dt.datetime) -> Basis:
+    today, zone = _today(data, tz, now)
+    course_ids = tuple(course.course_id for course in data.courses)
+    return Basis(version, today, zone, course_ids, dict(data.catalog))
 
 
 def _read_range(now: dt.datetime, days: int) -> tuple[dt.date, dt.date]:
@@ -73,11 +81,15 @@ def realtime_view(
 
 def kept_realtime_view(
     cache: DashboardCache | None, client: Client, student_id: str, tz: str | None, now: dt.datetime
-) -> RealtimeDashboard | None:
-    """``realtime_view`` from the kept payload, without I/O; None when there is none."""
+) -> tuple[RealtimeDashboard, Basis] | None:
+    """``realtime_view`` from the kept payload, without I/O, with what it depended on
+    (``api.kept_answers``); None when there is none."""
     since, until = _read_range(now, metrics.WEEK_DAYS)
-    data = store.kept_student(cache, client, student_id, since, until, all_active_days=True)
-    return None if data is None else _realtime(student_id, data, tz, now)
+    kept = store.kept_student(cache, client, student_id, since, until, all_active_days=True)
+    if kept is None:
+        return None
+    data, version = kept
+    return _realtime(student_id, data, tz, now), _basis(data, version, tz, now)
 
 
 def statistics_view(
@@ -101,11 +113,15 @@ def kept_statistics_view(
     days: int,
     tz: str | None,
     now: dt.datetime,
-) -> Statistics | None:
-    """``statistics_view`` from the kept payload, without I/O; None when there is none."""
+) -> tuple[Statistics, Basis] | None:
+    """``statistics_view`` from the kept payload, without I/O, with what it depended on
+    (``api.kept_answers``); None when there is none."""
     since, until = _read_range(now, days)
-    data = store.kept_student(cache, client, student_id, since, until)
-    return None if data is None else _statistics(student_id, data, days, tz, now)
+    kept = store.kept_student(cache, client, student_id, since, until)
+    if kept is None:
+        return None
+    data, version = kept
+    return _statistics(student_id, data, days, tz, now), _basis(data, version, tz, now)
 
 
 def applied_view(

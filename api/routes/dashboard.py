@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator
 
 from api.auth import AuthError, MissingStudentId, Principal, student_to_read, student_to_write
+from api.dashboard_cache import DashboardCache
 from api.deps import (
     ClientDep,
     ClockDep,
@@ -30,6 +31,7 @@ from api.deps import (
     SettingsDep,
 )
 from api.errors import invalid_input
+from api.kept_answers import REALTIME, STATISTICS, AnswerKey, Basis, answer_key, keep
 from api.models import (
     ErrorBody,
     ProgressApplied,
@@ -95,6 +97,20 @@ def _json(model: RealtimeDashboard | Statistics) -> Response:
     return Response(content=model.model_dump_json(by_alias=True), media_type="application/json")
 
 
+def _kept_json(
+    dashboards: DashboardCache | None,
+    student: str,
+    key: AnswerKey,
+    answer: RealtimeDashboard | Statistics,
+    basis: Basis,
+) -> Response:
+    """``_json`` of an answer from a kept payload, kept for the next same request
+    (``api.kept_answers`` serves it without the route while it holds)."""
+    response = _json(answer)
+    keep(dashboards, student, key, response.body, basis)
+    return response
+
+
 def _reader(principal: Principal, requested: str | None) -> str:
     try:
         return student_to_read(principal, requested)
@@ -123,10 +139,10 @@ async def realtime(
     """Courses, weekly activity, summary, recent activity and notifications of one student."""
     student = _reader(principal, student_id)
     now = clock()
-    answer = kept_realtime_view(dashboards, client, student, tz, now)
-    if answer is None:
-        answer = await run_in_threadpool(realtime_view, client, student, tz, now, dashboards)
-    return _json(answer)
+    kept = kept_realtime_view(dashboards, client, student, tz, now)
+    if kept is None:
+        return _json(await run_in_threadpool(realtime_view, client, student, tz, now, dashboards))
+    return _kept_json(dashboards, student, answer_key(REALTIME, tz), *kept)
 
 
 @router.get("/statistics", response_model=Statistics, responses=ERRORS)
@@ -142,12 +158,13 @@ async def statistics(
     """Daily figures and totals over the last ``days`` local dates, and per course."""
     student = _reader(principal, student_id)
     now = clock()
-    answer = kept_statistics_view(dashboards, client, student, days, tz, now)
-    if answer is None:
+    kept = kept_statistics_view(dashboards, client, student, days, tz, now)
+    if kept is None:
         answer = await run_in_threadpool(
             statistics_view, client, student, days, tz, now, dashboards
         )
-    return _json(answer)
+        return _json(answer)
+    return _kept_json(dashboards, student, answer_key(STATISTICS, tz, days), *kept)
 
 
 @router.post(
