@@ -75,6 +75,9 @@ class StudentData:
     catalog: dict[str, CatalogEntry] = field(default_factory=dict)
     summary: SummaryRecord | None = None
     days: tuple[DayRecord, ...] = ()
+    # The version of the ``student_dashboard`` payload these came from (None: read from
+    # the aggregate tables): what a kept answer depends on (``api.kept_answers``).
+    version: int | None = None
 
     def live_catalog(self, course_id: str) -> CatalogEntry | None:
         """The catalog entry of a course, or None when absent or deleted."""

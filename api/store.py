@@ -163,7 +163,7 @@ def load_student(
             cache.put(student_id, raw, int(version), read_started)
         data = payload.decode(raw, since, until, all_active_days=all_active_days)
         catalog = CATALOG.entries(client, (course.course_id for course in data.courses))
-    return StudentData(data.courses, catalog, data.summary, data.days)
+    return StudentData(data.courses, catalog, data.summary, data.days, int(version))
 
 
 def kept_student(
@@ -174,10 +174,9 @@ def kept_student(
     until: dt.date,
     *,
     all_active_days: bool = False,
-) -> tuple[StudentData, int] | None:
-    """``load_student`` from kept copies only, without I/O, with the version of the
-    payload: None unless the student's payload is current in ``cache`` and the
-    catalog copy is fresh (``kept_entries``)."""
+) -> StudentData | None:
+    """``load_student`` from kept copies only, without I/O: None unless the student's
+    payload is current in ``cache`` and the catalog copy is fresh (``kept_entries``)."""
     current = cache.current(student_id) if cache is not None else None
     if current is None:
         return None
@@ -186,7 +185,7 @@ def kept_student(
     catalog = CATALOG.kept_entries(client, (course.course_id for course in data.courses))
     if catalog is None:
         return None
-    return StudentData(data.courses, catalog, data.summary, data.days), version
+    return StudentData(data.courses, catalog, data.summary, data.days, version)
 
 
 def load_student_from_aggregates(

@@ -30,10 +30,13 @@ def _today(data: StudentData, tz: str | None, now: dt.datetime) -> tuple[dt.date
     return local_today(now, zone), zone
 
 
-def _basis(data: StudentData, version: int, tz: str | None, now: dt.datetime) -> Basis:
+def _basis(data: StudentData, tz: str | None, now: dt.datetime) -> Basis | None:
+    """What an answer from ``data`` depended on, if it came from a dashboard payload."""
+    if data.version is None:
+        return None
     today, zone = _today(data, tz, now)
     course_ids = tuple(course.course_id for course in data.courses)
-    return Basis(version, today, zone, course_ids, dict(data.catalog))
+    return Basis(data.version, today, zone, course_ids, dict(data.catalog))
 
 
 def _read_range(now: dt.datetime, days: int) -> tuple[dt.date, dt.date]:
@@ -61,9 +64,24 @@ def _realtime(
 
 def _statistics(
     student_id: str, data: StudentData, days: int, tz: str | None, now: dt.datetime
-) -> Statistics:
+) -> bytes:
+    """The JSON body of the answer (``metrics.statistics_body``)."""
     today, _ = _today(data, tz, now)
-    return metrics.statistics(student_id, data, today, days)
+    return metrics.statistics_body(student_id, data, today, days)
+
+
+def realtime_answer(
+    client: Client,
+    student_id: str,
+    tz: str | None,
+    now: dt.datetime,
+    cache: DashboardCache | None = None,
+) -> tuple[RealtimeDashboard, Basis | None]:
+    """``GET /api/dashboard/realtime`` read from ClickHouse, with what it depended on
+    (None when the student has no dashboard payload)."""
+    since, until = _read_range(now, metrics.WEEK_DAYS)
+    data = store.load_student(client, student_id, since, until, all_active_days=True, cache=cache)
+    return _realtime(student_id, data, tz, now), _basis(data, tz, now)
 
 
 def realtime_view(
@@ -74,22 +92,31 @@ def realtime_view(
     cache: DashboardCache | None = None,
 ) -> RealtimeDashboard:
     """``GET /api/dashboard/realtime``."""
-    since, until = _read_range(now, metrics.WEEK_DAYS)
-    data = store.load_student(client, student_id, since, until, all_active_days=True, cache=cache)
-    return _realtime(student_id, data, tz, now)
+    return realtime_answer(client, student_id, tz, now, cache)[0]
 
 
 def kept_realtime_view(
     cache: DashboardCache | None, client: Client, student_id: str, tz: str | None, now: dt.datetime
-) -> tuple[RealtimeDashboard, Basis] | None:
-    """``realtime_view`` from the kept payload, without I/O, with what it depended on
-    (``api.kept_answers``); None when there is none."""
+) -> tuple[RealtimeDashboard, Basis | None] | None:
+    """``realtime_answer`` from the kept payload, without I/O; None when there is none."""
     since, until = _read_range(now, metrics.WEEK_DAYS)
-    kept = store.kept_student(cache, client, student_id, since, until, all_active_days=True)
-    if kept is None:
-        return None
-    data, version = kept
-    return _realtime(student_id, data, tz, now), _basis(data, version, tz, now)
+    data = store.kept_student(cache, client, student_id, since, until, all_active_days=True)
+    return None if data is None else (_realtime(student_id, data, tz, now), _basis(data, tz, now))
+
+
+def statistics_answer(
+    client: Client,
+    student_id: str,
+    days: int,
+    tz: str | None,
+    now: dt.datetime,
+    cache: DashboardCache | None = None,
+) -> tuple[bytes, Basis | None]:
+    """``GET /api/dashboard/statistics`` read from ClickHouse, as its JSON body, with
+    what it depended on."""
+    since, until = _read_range(now, days)
+    data = store.load_student(client, student_id, since, until, cache=cache)
+    return _statistics(student_id, data, days, tz, now), _basis(data, tz, now)
 
 
 def statistics_view(
@@ -100,10 +127,10 @@ def statistics_view(
     now: dt.datetime,
     cache: DashboardCache | None = None,
 ) -> Statistics:
-    """``GET /api/dashboard/statistics``."""
-    since, until = _read_range(now, days)
-    data = store.load_student(client, student_id, since, until, cache=cache)
-    return _statistics(student_id, data, days, tz, now)
+    """``GET /api/dashboard/statistics`` as its model."""
+    return Statistics.model_validate_json(
+        statistics_answer(client, student_id, days, tz, now, cache)[0]
+    )
 
 
 def kept_statistics_view(
@@ -113,15 +140,13 @@ def kept_statistics_view(
     days: int,
     tz: str | None,
     now: dt.datetime,
-) -> tuple[Statistics, Basis] | None:
-    """``statistics_view`` from the kept payload, without I/O, with what it depended on
-    (``api.kept_answers``); None when there is none."""
+) -> tuple[bytes, Basis | None] | None:
+    """``statistics_answer`` from the kept payload, without I/O; None when there is none."""
     since, until = _read_range(now, days)
-    kept = store.kept_student(cache, client, student_id, since, until)
-    if kept is None:
+    data = store.kept_student(cache, client, student_id, since, until)
+    if data is None:
         return None
-    data, version = kept
-    return _statistics(student_id, data, days, tz, now), _basis(data, version, tz, now)
+    return _statistics(student_id, data, days, tz, now), _basis(data, tz, now)
 
 
 def applied_view(

@@ -49,8 +49,8 @@ from api.views import (
     applied_view,
     kept_realtime_view,
     kept_statistics_view,
-    realtime_view,
-    statistics_view,
+    realtime_answer,
+    statistics_answer,
 )
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _json(model: RealtimeDashboard | Statistics) -> Response:
-    """The model as its JSON response, serialised once in pydantic's Rust core.
+def _json(model: RealtimeDashboard | Statistics | bytes) -> Response:
+    """The model as its JSON response, serialised once in pydantic's Rust core (or a
+    body already written: /statistics, ``api.metrics.statistics_body``).
 
     Returning the model itself would make FastAPI validate it again against the
     ``response_model`` on a second trip to the thread pool, then serialise it
@@ -94,20 +95,22 @@ def _json(model: RealtimeDashboard | Statistics) -> Response:
     346 without that). The ``response_model`` still documents the answer in the
     OpenAPI schema, and the JSON is the same (by alias).
     """
-    return Response(content=model.model_dump_json(by_alias=True), media_type="application/json")
+    body = model if isinstance(model, bytes) else model.model_dump_json(by_alias=True)
+    return Response(content=body, media_type="application/json")
 
 
 def _kept_json(
     dashboards: DashboardCache | None,
     student: str,
     key: AnswerKey,
-    answer: RealtimeDashboard | Statistics,
-    basis: Basis,
+    answer: RealtimeDashboard | bytes,
+    basis: Basis | None,
 ) -> Response:
-    """``_json`` of an answer from a kept payload, kept for the next same request
-    (``api.kept_answers`` serves it without the route while it holds)."""
+    """``_json`` of an answer, kept for the next same request when it came from a
+    dashboard payload (``api.kept_answers`` serves it without the route while it holds)."""
     response = _json(answer)
-    keep(dashboards, student, key, response.body, basis)
+    if basis is not None:
+        keep(dashboards, student, key, response.body, basis)
     return response
 
 
@@ -139,10 +142,10 @@ async def realtime(
     """Courses, weekly activity, summary, recent activity and notifications of one student."""
     student = _reader(principal, student_id)
     now = clock()
-    kept = kept_realtime_view(dashboards, client, student, tz, now)
-    if kept is None:
-        return _json(await run_in_threadpool(realtime_view, client, student, tz, now, dashboards))
-    return _kept_json(dashboards, student, answer_key(REALTIME, tz), *kept)
+    answer = kept_realtime_view(dashboards, client, student, tz, now)
+    if answer is None:
+        answer = await run_in_threadpool(realtime_answer, client, student, tz, now, dashboards)
+    return _kept_json(dashboards, student, answer_key(REALTIME, tz), *answer)
 
 
 @router.get("/statistics", response_model=Statistics, responses=ERRORS)
@@ -158,13 +161,12 @@ async def statistics(
     """Daily figures and totals over the last ``days`` local dates, and per course."""
     student = _reader(principal, student_id)
     now = clock()
-    kept = kept_statistics_view(dashboards, client, student, days, tz, now)
-    if kept is None:
+    answer = kept_statistics_view(dashboards, client, student, days, tz, now)
+    if answer is None:
         answer = await run_in_threadpool(
-            statistics_view, client, student, days, tz, now, dashboards
+            statistics_answer, client, student, days, tz, now, dashboards
         )
-        return _json(answer)
-    return _kept_json(dashboards, student, answer_key(STATISTICS, tz, days), *kept)
+    return _kept_json(dashboards, student, answer_key(STATISTICS, tz, days), *answer)
 
 
 @router.post(

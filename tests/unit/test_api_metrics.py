@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api import metrics
 from api.notifications import notifications, streak_milestones
@@ -415,3 +417,45 @@ def test_minutes_and_scores_add_up_exactly() -> None:
         days=(DayRecord(d(0), "c1", minutes=0.1), DayRecord(d(-1), "c1", minutes=0.2))
     )
     assert metrics.statistics("s1", two, TODAY, 2).courses[0].minutes == 0.3
+
+
+# ------------------------------------------- the /statistics body without the model
+_minutes = st.one_of(st.integers(0, 1440), st.floats(0, 1440, allow_nan=False))
+_days = st.builds(
+    DayRecord,
+    local_date=st.dates(d(-400), d(2)),
+    course_id=st.sampled_from(["c1", "c2", "c3"]),
+    minutes=_minutes,
+    lessons_completed=st.integers(0, 30),
+    completions=st.integers(0, 30),
+    quizzes_completed=st.integers(0, 5),
+    quiz_score_sum=st.one_of(st.integers(0, 500), st.floats(0, 500, allow_nan=False)),
+    points=st.integers(0, 300),
+)
+_courses = st.builds(
+    CourseRecord,
+    course_id=st.sampled_from(["c1", "c2", "c4"]),
+    completed_lessons=st.integers(0, 40),
+    reported_progress=st.one_of(st.none(), st.integers(0, 100), st.floats(0, 100)),
+)
+
+
+@given(
+    days=st.lists(_days, max_size=40),
+    courses=st.lists(_courses, max_size=3, unique_by=lambda c: c.course_id),
+    lessons=st.sampled_from([0, 7, 24]),
+    period=st.sampled_from([1, 7, 30, 365]),
+    student=st.text(min_size=1, max_size=20),
+)
+@settings(max_examples=300, deadline=None)
+def test_statistics_body_is_what_the_model_writes(
+    days: list[DayRecord], courses: list[CourseRecord], lessons: int, period: int, student: str
+) -> None:
+    """The route answers ``statistics_body``; the model is the documented schema: the
+    two must be the same bytes, whatever the data."""
+    catalog = {"c1": CatalogEntry("c1", "T", lessons), "c2": CatalogEntry("c2", "U", 3, True)}
+    data = StudentData(courses=tuple(courses), catalog=catalog, days=tuple(days))
+    body = metrics.statistics_body(student, data, TODAY, period)
+    model = metrics.statistics(student, data, TODAY, period)
+    assert body == model.model_dump_json(by_alias=True).encode()
+    assert len(model.daily) == period
