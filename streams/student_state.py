@@ -259,13 +259,17 @@ class StudentState:
         if len(recent) >= RECENT_ACTIVITY and stamp <= recent[-1][:2]:
             return
         lesson_id, quiz_id = event.lesson_id, event.quiz_id
-        recent.append((
+        item = (
             stamp[0], stamp[1], intern(event.type), intern(event.course_id),
             intern(lesson_id) if lesson_id is not None else None,
             intern(quiz_id) if quiz_id is not None else None, iso_ms(stamp[0]),
-        ))  # fmt: skip
+        )  # fmt: skip
         # Newest first; (at, event id) is unique among them, so the rest never decides.
-        recent.sort(reverse=True)
+        if not recent or stamp > recent[0][:2]:  # the usual case: the newest yet
+            recent.insert(0, item)
+        else:
+            recent.append(item)
+            recent.sort(reverse=True)
         del recent[RECENT_ACTIVITY:]
         self.derived.pop("recent", None)
 
@@ -285,9 +289,12 @@ class StudentState:
     # ------------------------------------------------------------- maintenance
     def prune_recent_ids(self, cutoff_ms: int) -> None:
         """Forget ids of events that happened before ``cutoff_ms`` (see ``dedup``)."""
-        if not self.recent_ids:  # the usual case for a student not active this week
+        ids = self.recent_ids
+        # Usually nothing is that old (a student not active this week has no ids):
+        # min() over the values in C is ~5x cheaper than the scan below.
+        if not ids or min(ids.values()) >= cutoff_ms:
             return
-        old = [event_id for event_id, at in self.recent_ids.items() if at < cutoff_ms]
+        old = [event_id for event_id, at in ids.items() if at < cutoff_ms]
         for event_id in old:
             del self.recent_ids[event_id]
         if old:
