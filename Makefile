@@ -40,7 +40,7 @@ test-unit: $(VENV)/.installed
 test-integration: $(VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
-chaos: $(VENV)/.installed         ## long fault runs (~20 min): prints fault | sent | counted | duplicates | lost | result
+chaos: $(VENV)/.installed         ## long fault runs (~10 min): prints fault | sent | counted | duplicates | lost | result
 	$(PY) -m bench.chaos
 
 bench: $(VENV)/.installed         ## issue #4 benchmarks at full size (~15 min); updates BENCHMARKS.md
