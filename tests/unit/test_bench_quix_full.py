@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from bench.processor_micro import EmptyStore
 from bench.quix_rows import (
     SEEN_PREFIX,
     STATE_KEY,
@@ -21,8 +22,6 @@ from bench.quix_rows import (
     merge_students,
     process_message,
 )
-from schemas.events import ParsedEvent
-from streams.known_students import KnownStudents
 from streams.processor import KEY_MISMATCH, EventProcessor, Message
 from streams.student_state import StudentState
 
@@ -42,22 +41,6 @@ class JsonState:
 
     def set(self, key: Any, value: Any) -> None:
         self.data[key] = orjson.dumps(value)
-
-
-class EmptyStore:
-    """The worker's ``StateStore`` of a fresh deployment: nothing saved, nothing counted."""
-
-    def load_states(self, student_ids: list[str]) -> dict[str, StudentState]:
-        return {}
-
-    def counted_since(self, versions: dict[str, int]) -> list[ParsedEvent]:
-        return []
-
-    def counted(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-        return set()
-
-    def known_students(self) -> KnownStudents:
-        return KnownStudents.of(set(), 0)
 
 
 def event(eid: str, student: str, kind: str, when: str, **fields: Any) -> dict[str, Any]:
