@@ -1,8 +1,9 @@
 """The dashboard's read-time derivations (SPEC §4), as pure functions.
 
 Input: the records of one student (``api.records``) and the request's "today".
-Output: the response models of ``api.models``. Nothing here does I/O or reads
-the clock, so every rule is unit-tested with a fixed "today".
+Output: the response models of ``api.models`` (/statistics also as its body,
+``statistics_body``, written from the same wire form). Nothing here does I/O or
+reads the clock, so every rule is unit-tested with a fixed "today".
 
 Rounding is Python's ``round`` (the SPEC's formulas; an exact half goes to the
 even digit). Percentages, averages and scores have 1 decimal, hours 2. Minutes
