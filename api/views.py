@@ -30,11 +30,10 @@ def _today(data: StudentData, tz: str | None, now: dt.datetime) -> tuple[dt.date
     return local_today(now, zone), zone
 
 
-def _basis(data: StudentData, tz: str | None, now: dt.datetime) -> Basis | None:
+def _basis(data: StudentData, today: dt.date, zone: dt.tzinfo) -> Basis | None:
     """What an answer from ``data`` depended on, if it came from a dashboard payload."""
     if data.version is None:
         return None
-    today, zone = _today(data, tz, now)
     course_ids = tuple(course.course_id for course in data.courses)
     return Basis(data.version, today, zone, course_ids, dict(data.catalog))
 
@@ -48,10 +47,10 @@ def _read_range(now: dt.datetime, days: int) -> tuple[dt.date, dt.date]:
 
 def _realtime(
     student_id: str, data: StudentData, tz: str | None, now: dt.datetime
-) -> RealtimeDashboard:
+) -> tuple[RealtimeDashboard, Basis | None]:
     today, zone = _today(data, tz, now)
     courses = metrics.course_list(data)
-    return RealtimeDashboard(
+    answer = RealtimeDashboard(
         student_id=student_id,
         generated_at=iso_utc(now),
         courses=courses,
@@ -60,14 +59,22 @@ def _realtime(
         recent_activity=metrics.recent_activity(data.summary),
         notifications=notifications(data, zone),
     )
+    return answer, _basis(data, today, zone)
 
 
 def _statistics(
     student_id: str, data: StudentData, days: int, tz: str | None, now: dt.datetime
-) -> bytes:
+) -> tuple[bytes, Basis | None]:
     """The JSON body of the answer (``metrics.statistics_body``)."""
-    today, _ = _today(data, tz, now)
-    return metrics.statistics_body(student_id, data, today, days)
+    today, zone = _today(data, tz, now)
+    return metrics.statistics_body(student_id, data, today, days), _basis(data, today, zone)
+
+
+def _realtime_data(
+    client: Client, cache: DashboardCache | None, student_id: str, now: dt.datetime
+) -> StudentData:
+    since, until = _read_range(now, metrics.WEEK_DAYS)
+    return store.load_student(client, student_id, since, until, all_active_days=True, cache=cache)
 
 
 def realtime_answer(
@@ -79,9 +86,7 @@ def realtime_answer(
 ) -> tuple[RealtimeDashboard, Basis | None]:
     """``GET /api/dashboard/realtime`` read from ClickHouse, with what it depended on
     (None when the student has no dashboard payload)."""
-    since, until = _read_range(now, metrics.WEEK_DAYS)
-    data = store.load_student(client, student_id, since, until, all_active_days=True, cache=cache)
-    return _realtime(student_id, data, tz, now), _basis(data, tz, now)
+    return _realtime(student_id, _realtime_data(client, cache, student_id, now), tz, now)
 
 
 def realtime_view(
@@ -101,7 +106,14 @@ def kept_realtime_view(
     """``realtime_answer`` from the kept payload, without I/O; None when there is none."""
     since, until = _read_range(now, metrics.WEEK_DAYS)
     data = store.kept_student(cache, client, student_id, since, until, all_active_days=True)
-    return None if data is None else (_realtime(student_id, data, tz, now), _basis(data, tz, now))
+    return None if data is None else _realtime(student_id, data, tz, now)
+
+
+def _statistics_data(
+    client: Client, cache: DashboardCache | None, student_id: str, days: int, now: dt.datetime
+) -> StudentData:
+    since, until = _read_range(now, days)
+    return store.load_student(client, student_id, since, until, cache=cache)
 
 
 def statistics_answer(
@@ -114,9 +126,8 @@ def statistics_answer(
 ) -> tuple[bytes, Basis | None]:
     """``GET /api/dashboard/statistics`` read from ClickHouse, as its JSON body, with
     what it depended on."""
-    since, until = _read_range(now, days)
-    data = store.load_student(client, student_id, since, until, cache=cache)
-    return _statistics(student_id, data, days, tz, now), _basis(data, tz, now)
+    data = _statistics_data(client, cache, student_id, days, now)
+    return _statistics(student_id, data, days, tz, now)
 
 
 def statistics_view(
@@ -127,10 +138,10 @@ def statistics_view(
     now: dt.datetime,
     cache: DashboardCache | None = None,
 ) -> Statistics:
-    """``GET /api/dashboard/statistics`` as its model."""
-    return Statistics.model_validate_json(
-        statistics_answer(client, student_id, days, tz, now, cache)[0]
-    )
+    """``GET /api/dashboard/statistics`` as its model (the same answer, validated)."""
+    data = _statistics_data(client, cache, student_id, days, now)
+    today, _ = _today(data, tz, now)
+    return metrics.statistics(student_id, data, today, days)
 
 
 def kept_statistics_view(
@@ -144,9 +155,7 @@ def kept_statistics_view(
     """``statistics_answer`` from the kept payload, without I/O; None when there is none."""
     since, until = _read_range(now, days)
     data = store.kept_student(cache, client, student_id, since, until)
-    if data is None:
-        return None
-    return _statistics(student_id, data, days, tz, now), _basis(data, tz, now)
+    return None if data is None else _statistics(student_id, data, days, tz, now)
 
 
 def applied_view(
