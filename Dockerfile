@@ -9,4 +9,4 @@ COPY infra infra
 COPY streams streams
 COPY api api
 USER nobody
-ENTRYPOINT ["python", "-m", "infra.cli"]
+ENTRYPOINT ["python", "-m", "eduknit.cli"]

@@ -14,22 +14,22 @@ $(VENV)/.installed: requirements.lock
 	touch $@
 
 run: $(VENV)/.installed          ## broker + worker + API on this machine (Ctrl-C stops all)
-	$(PY) -m infra.cli run
+	$(PY) -m eduknit.cli run
 
 worker: $(VENV)/.installed       ## only the Faust worker (ClickHouse server + existing Kafka)
-	$(PY) -m infra.cli worker
+	$(PY) -m eduknit.cli worker
 
 api: $(VENV)/.installed          ## only the API (ClickHouse server + existing Kafka)
-	$(PY) -m infra.cli api
+	$(PY) -m eduknit.cli api
 
 migrate: $(VENV)/.installed      ## apply ClickHouse migrations
-	$(PY) -m infra.cli migrate
+	$(PY) -m eduknit.cli migrate
 
 demo: $(VENV)/.installed         ## fill the running stack with ~500 students over 60 days
-	$(PY) -m infra.cli demo
+	$(PY) -m eduknit.cli demo
 
 token: $(VENV)/.installed        ## make token STUDENT=s1 [ROLE=admin]
-	$(PY) -m infra.cli token $(or $(STUDENT),s1) --role $(or $(ROLE),student)
+	$(PY) -m eduknit.cli token $(or $(STUDENT),s1) --role $(or $(ROLE),student)
 
 test: $(VENV)/.installed lint    ## lint, unit and integration tests
 	$(PY) -m pytest -q -p no:cacheprovider tests

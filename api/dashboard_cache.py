@@ -6,13 +6,10 @@ payload it read per student, the least recently used going first beyond
 ``capacity`` (``EDUKNIT_DASHBOARD_CACHE_STUDENTS``), and answers from it while
 it is current, without a ClickHouse read or a thread hop.
 
-Current means: the change feed has seen no row of that student with a higher
-version. ``DashboardFeed.poll`` (every ``EDUKNIT_DASHBOARD_FEED_SECONDS``) reads
-(student, highest version) from the table's parts whose highest block number is
-above the highest it has read (one query, ~1.7 ms when nothing changed). A
-non-replicated MergeTree numbers blocks in commit order and a merged part keeps
-the block range of its sources, so every committed row is in a part the feed
-reads once it is visible. A payload older than a version seen is dropped.
+Current means: the change feed (``api.change_feed``, a poll every
+``EDUKNIT_DASHBOARD_FEED_SECONDS``) has seen no row of that student with a
+higher version. The cache subscribes to the feed (``changed``, ``restarted``):
+a payload older than a version seen is dropped.
 
 Races: a read that returned version v while a newer row was being committed is
 not kept when the feed saw the newer version first (``put`` checks the versions
@@ -29,7 +26,6 @@ payload goes or is replaced, so no answer outlives the payload it came from.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import OrderedDict
@@ -38,32 +34,15 @@ from typing import Any
 
 from api.observability import DASHBOARD_CACHE
 
-log = logging.getLogger(__name__)
-
 REMEMBER_SECONDS = 10.0  # versions seen by the feed are remembered 10-20 s for ``put``
 # Answers kept per student (``keep_answer``): one per route and parameters asked for,
 # e.g. /realtime and /statistics?days=30; a dashboard asks for one or two.
 ANSWERS_PER_STUDENT = 4
 
-RESTART_CHECK_SECONDS = 5.0  # how often an idle feed checks the table was not recreated
-
-# The highest block number of a part is the third field of its name (all_1_5_2:
-# blocks 1..5, merged twice; the table has no partition key). Filtering on it in
-# the query itself reads one consistent set of parts: listing the parts first and
-# reading them by name after could miss parts merged in between.
-_PART_MAX_BLOCK = "toInt64(splitByChar('_', _part)[3])"
-_CHANGED_SQL = (
-    f"SELECT student_id, max(version), max({_PART_MAX_BLOCK}) FROM student_dashboard "
-    f"WHERE {_PART_MAX_BLOCK} > {{after:Int64}} GROUP BY student_id"
-)
-_MAX_BLOCK_SQL = (
-    "SELECT max(max_block_number) FROM system.parts "
-    "WHERE database = currentDatabase() AND table = 'student_dashboard' AND active"
-)
-
 
 class DashboardCache:
-    """Payloads by student with their versions; thread-safe, no I/O."""
+    """Payloads by student with their versions; thread-safe, no I/O. A subscriber of
+    the change feed (``api.change_feed.FeedSubscriber``)."""
 
     def __init__(
         self, capacity: int, stale_after: float = 1.0, clock: Callable[[], float] = time.monotonic
@@ -168,82 +147,10 @@ class DashboardCache:
             self._polled_at = polled_at
 
     def clear(self) -> None:
-        """Forget every payload (the table was emptied or recreated)."""
+        """Forget every payload."""
         with self._lock:
             self._entries.clear()
 
-
-class DashboardFeed:
-    """Reads which students' dashboard rows changed since the last poll (see the module)."""
-
-    def __init__(self, client: Any, cache: DashboardCache) -> None:
-        self.client = client
-        self.cache = cache
-        self.last_block: int | None = None  # highest block number read
-        self._checked_at = 0.0  # last check that block numbers did not restart
-
-    def poll(self) -> int:
-        """One poll; returns how many students' rows changed. Raises when ClickHouse fails."""
-        started = self.cache.clock()
-        if self.last_block is None:  # start: nothing is kept yet, only the position
-            self.last_block = self._highest_block()
-            self._checked_at = started
-            self.cache.changed((), started)
-            return 0
-        changed = self.client.query(_CHANGED_SQL, parameters={"after": self.last_block})
-        rows = changed.result_rows
-        if rows:
-            self.cache.changed(((student, int(version)) for student, version, _ in rows), started)
-            self.last_block = max(self.last_block, max(int(block) for _, _, block in rows))
-            return len(rows)
-        if started - self._checked_at >= RESTART_CHECK_SECONDS:
-            self._checked_at = started
-            highest = self._highest_block()
-            if highest < self.last_block:  # emptied and recreated: block numbers restarted
-                log.info("student_dashboard restarted its block numbers: kept payloads dropped")
-                self.cache.clear()
-                self.last_block = highest
-        self.cache.changed((), started)
-        return 0
-
-    def _highest_block(self) -> int:
-        rows = self.client.query(_MAX_BLOCK_SQL).result_rows
-        return int(rows[0][0] or 0) if rows else 0
-
-
-class FeedThread:
-    """Runs ``feed.poll`` (then ``also``) every ``interval`` seconds on a daemon thread."""
-
-    def __init__(
-        self, feed: DashboardFeed, interval: float, also: Callable[[], None] | None = None
-    ) -> None:
-        self.feed = feed
-        self.interval = interval
-        self.also = also
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="dashboard-feed", daemon=True)
-
-    def start(self) -> FeedThread:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stop.is_set():
-            try:
-                self.feed.poll()
-                if self.also is not None:
-                    self.also()
-            except Exception as exc:  # ClickHouse down: the cache goes stale, reads go through
-                if not failing:
-                    log.warning("dashboard change feed failed (answers bypass the cache): %s", exc)
-                failing = True
-            else:
-                if failing:
-                    log.info("dashboard change feed recovered")
-                failing = False
-            self._stop.wait(self.interval)
+    def restarted(self) -> None:
+        """The table was emptied or recreated: no kept payload can be trusted."""
+        self.clear()

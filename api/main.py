@@ -17,8 +17,9 @@ from clickhouse_connect.driver.client import Client
 from fastapi import FastAPI
 
 from api import errors, store
-from api.dashboard_cache import DashboardCache, DashboardFeed, FeedThread
-from api.kept_answers import KeptAnswers
+from api.change_feed import ChangeFeed, FeedThread
+from api.dashboard_cache import DashboardCache
+from api.fast_path import KeptAnswerPath
 from api.observability import MetricsMiddleware
 from api.pool import ClientPool, read_pool
 from api.publisher import EventPublisher, KafkaEventPublisher
@@ -68,7 +69,7 @@ def create_app(
             def refresh_catalog() -> None:
                 store.CATALOG.refresh_if_due(reads, ahead=2 * interval)
 
-            feed = FeedThread(DashboardFeed(reads, dashboards), interval, also=refresh_catalog)
+            feed = FeedThread(ChangeFeed(reads, [dashboards]), interval, also=refresh_catalog)
             feed.start()
         try:
             if lifespan is None:
@@ -94,7 +95,8 @@ def create_app(
     app.state.publisher = publisher
     app.state.clock = clock
     errors.install(app)
-    app.add_middleware(KeptAnswers, api=app)  # inside the metrics: its answers count
+    app.add_middleware(KeptAnswerPath, api=app, routes=dashboard.router.routes)  # inside the
+    # metrics middleware: its answers count
     app.add_middleware(MetricsMiddleware)
     app.include_router(dashboard.router)
     app.include_router(health.router)

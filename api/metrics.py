@@ -29,7 +29,7 @@ from api.models import (
 )
 from api.records import CatalogEntry, CourseRecord, DayRecord, StudentData, SummaryRecord
 from api.timeutil import iso_or_none, weekday_name
-from streams.student_state import from_micro, to_micro
+from schemas.units import from_micro, to_micro
 
 POINTS_PER_LEVEL = 100
 WEEK_DAYS = 7

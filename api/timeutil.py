@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 
 from schemas.events import EPOCH, MILLISECOND, zone, zone_of_label
-from streams.rows import iso_ms
+from schemas.time_format import iso_ms
 
 Clock = Callable[[], dt.datetime]
 

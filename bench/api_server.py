@@ -1,6 +1,6 @@
 """The API for the read benchmark, plus the "recompute per request" baseline routes.
 
-``python -m bench.api_server`` (environment as for ``infra.cli api``:
+``python -m bench.api_server`` (environment as for ``eduknit.cli api``:
 ``EDUKNIT_DATA_DIR``, ``EDUKNIT_API_PORT``, ``EDUKNIT_JWT_SECRET``) serves the
 project's own app (``api.main.create_app``, the same routes, auth and read path)
 on the embedded ClickHouse of that data dir, with a publisher that refuses
@@ -10,7 +10,7 @@ writes (the read benchmark needs no Kafka), and adds two baseline routes:
   the same dashboards computed on every request from the raw events alone, as a
   design without aggregates would: one SQL query reads the student's rows of
   ``learning_events FINAL`` (with the catalog joined), and the SPEC rules are
-  replayed in Python by ``tests/reference.py`` (the independent model the tests
+  replayed in Python by ``testkit/reference.py`` (the independent model the tests
   compare the API with, so the answers are the same). Same auth, same thread pool.
 """
 
@@ -25,10 +25,10 @@ from fastapi import FastAPI, Query
 
 from api.deps import ClientDep, CurrentPrincipal
 from api.main import create_app
-from infra.cli import API_HTTP
+from eduknit.cli import API_HTTP
 from infra.clickhouse import shared_client
 from infra.settings import get_settings
-from tests.reference import Reference
+from testkit.reference import Reference
 
 RAW_SQL = """
 SELECT e.event_id, e.type, e.course_id, e.lesson_id, e.quiz_id, e.occurred_at, e.timezone,

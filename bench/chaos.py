@@ -1,7 +1,7 @@
 """``make chaos``: the long fault-injection runs of issue #3, summed up in one table.
 
-Each fault runs on a fresh stack (``python -m infra.cli run`` with
-``EDUKNIT_FAULTS=1``, see ``tests/faults/harness.py``) while a producer streams
+Each fault runs on a fresh stack (``python -m eduknit.cli run`` with
+``EDUKNIT_FAULTS=1``, see ``testkit/harness.py``) while a producer streams
 varied, shuffled, duplicated histories:
 
 - ``sigkill``: the worker+API process SIGKILLed 10 times at random points;
@@ -17,8 +17,8 @@ varied, shuffled, duplicated histories:
 - ``memory``: 120k events of 24k students with a 2,000-student state cache; the
   worker's RSS is sampled.
 
-Then every student's dashboards are compared with ``tests/reference.py`` through
-the API, the stack is stopped and ``tests/faults/ledger.py`` reads what
+Then every student's dashboards are compared with ``testkit/reference.py`` through
+the API, the stack is stopped and ``testkit/ledger.py`` reads what
 ClickHouse counted: events counted (distinct ids in ``learning_events``), lost
 (sent but never counted) and duplicates counted (quiz attempts or lesson
 completions applied more than once). A fault passes when nothing is lost,
@@ -48,7 +48,7 @@ from typing import Any
 
 import httpx
 
-from tests.faults.harness import (
+from testkit.harness import (
     Event,
     FaultStack,
     RetryingProducer,
@@ -57,8 +57,8 @@ from tests.faults.harness import (
     interleave,
     rss_kib,
 )
-from tests.faults.ledger import read_counted, tally
-from tests.integration.history import delivery_order, student_history
+from testkit.history import delivery_order, student_history
+from testkit.ledger import read_counted, tally
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSES = ["x-knit", "x-crochet", "x-dye", "x-spin"]

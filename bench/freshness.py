@@ -1,7 +1,7 @@
 """Freshness benchmark: producing an event → seeing it in /realtime, under 1k events/s.
 
 ``python -m bench.freshness --seconds 30 --rate 1000`` starts an embedded broker
-and the whole pipeline as ``make run`` does (``python -m infra.cli run`` with
+and the whole pipeline as ``make run`` does (``python -m eduknit.cli run`` with
 ``KAFKA_BOOTSTRAP_SERVERS`` set to that broker, so the run is on free ports and a
 temp data dir), then for ``--seconds``:
 
@@ -38,10 +38,10 @@ import orjson
 
 from bench.common import PYTHON, Child, Metric, ProcSampler, pct, say, table
 from bench.kafka_io import PARTITIONS, produce_catalog, producer, start_broker
-from bench.workload import make_catalog
 from infra.broker import free_port
 from infra.tokens import make_token
 from schemas import events as events_schema
+from testkit.workload import make_catalog
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 POLL_RATE = 10.0  # /realtime polls per second in all (10 open dashboards refreshing 1/s)
@@ -213,8 +213,8 @@ def freshness(
     stack = None
     try:
         produce_catalog(broker.bootstrap_servers, catalog)
-        stack = Child("stack", [PYTHON, "-m", "infra.cli", "run"], workdir / "stack.log", env)
-        say("freshness: starting the stack (infra.cli run)")
+        stack = Child("stack", [PYTHON, "-m", "eduknit.cli", "run"], workdir / "stack.log", env)
+        say("freshness: starting the stack (eduknit.cli run)")
         wait_ready(stack, base)
         sampler = ProcSampler(stack.pid, interval=0.5).start()
         say(f"freshness: {rate:g} events/s for {seconds:g} s, probing /realtime and POSTing")

@@ -1,10 +1,10 @@
 """Ingest benchmark: the real worker, the bare-Faust ceiling and quixstreams, one broker.
 
 ``python -m bench.ingest --events 1000000 --students 100000`` generates the
-workload (``bench.workload``), starts an embedded broker, produces the catalog
+workload (``testkit.workload``), starts an embedded broker, produces the catalog
 and every message into it, then runs one consumer at a time on that same topic:
 
-1. the project's worker, ``python -m infra.cli worker`` (one process, the
+1. the project's worker, ``python -m eduknit.cli worker`` (one process, the
    ClickHouse sink on an embedded engine in a temp data dir). Events/s = the
    messages of every batch but the first / (time of the batch log line that
    completes the last message - time of the first batch line); each batch line
@@ -53,7 +53,7 @@ from bench.common import (
     write_json,
 )
 from bench.kafka_io import PARTITIONS, produce_all, produce_catalog, start_broker
-from bench.workload import Workload, generate
+from testkit.workload import Workload, generate
 
 QUIX_VENV = ROOT / "bench" / ".venv-quix"
 QUIX_PINS = ["quixstreams==3.28.1", "confluent-kafka==2.12.2"]
@@ -160,7 +160,7 @@ def run_worker(
     data.mkdir(parents=True, exist_ok=True)
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EDUKNIT_DATA_DIR": str(data),
            "EDUKNIT_PARTITIONS": str(PARTITIONS), "EDUKNIT_LOG_LEVEL": "info"}  # fmt: skip
-    worker = Child("worker", [PYTHON, "-m", "infra.cli", "worker"], workdir / "worker.log", env)
+    worker = Child("worker", [PYTHON, "-m", "eduknit.cli", "worker"], workdir / "worker.log", env)
     sampler = ProcSampler(worker.pid, interval=0.1).start()
     spy: subprocess.Popen[bytes] | None = None
     spy_out = workdir / "worker-pyspy.txt"
@@ -410,13 +410,13 @@ def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
                    f"{full['events_per_s']:,.0f}", "worker must be ahead",
                    w["events_per_s"] > full["events_per_s"]),
             Metric("ingest: quixstreams full results correct", _verified_text(full["verify"]),
-                   "all equal (tests/reference.py)", _verified_ok(full["verify"])),
+                   "all equal (testkit/reference.py)", _verified_ok(full["verify"])),
             Metric("ingest: quixstreams full CPU s (µs/msg)", _cpu_text(full, raw["messages"]),
                    "", None),
         ]  # fmt: skip
     rows += [
         Metric("ingest: worker results correct", _verified_text(v),
-               "all equal (tests/reference.py)", _verified_ok(v)),
+               "all equal (testkit/reference.py)", _verified_ok(v)),
         Metric("ingest: worker CPU s during ingest (µs/msg)", _cpu_text(w, raw["messages"]),
                "ceiling ~80 µs/ev of Faust consumer path (INFRA-FACTS)", None),
         Metric("ingest: worker events/s if that CPU were spread over all cores",

@@ -14,7 +14,7 @@ minutes on 2 cores; producing them through the worker would take far longer):
   (``student_courses``, ``student_course_daily``, ``student_summary``) computed
   from ``learning_events`` with GROUP BY, the ``student_dashboard`` payloads the
   API reads built from those three in the worker's JSON shape
-  (``streams.rows.student_rows``), and the catalog of ``bench.workload``.
+  (``streams.rows.student_rows``), and the catalog of ``testkit.workload``.
 
 ``--granularity N`` (an experiment, not the project's schema) recreates the
 aggregate tables with ``index_granularity = N`` first. Prints
@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.workload import make_catalog
 from infra.clickhouse import connect, migrate
+from testkit.workload import make_catalog
 
 ZONES = ("Europe/Paris", "America/New_York", "Asia/Tokyo")
 

@@ -1,8 +1,8 @@
 """Worker memory: RSS of the real worker holding the state of N students.
 
 ``python -m bench.memory --students 1000000`` produces two events per student
-(``bench.workload``: an enrollment and a lesson, over the last 6 days) into a
-fresh broker and runs ``python -m infra.cli worker`` over them as the ingest
+(``testkit.workload``: an enrollment and a lesson, over the last 6 days) into a
+fresh broker and runs ``python -m eduknit.cli worker`` over them as the ingest
 benchmark does, sampling its RSS from ``/proc``: at the first batch (the
 process with its imports and the ClickHouse engine, no state yet) and when
 every message is applied. The worker keeps at most ``EDUKNIT_STATE_CACHE_STUDENTS``
@@ -23,8 +23,8 @@ from typing import Any
 from bench.common import Metric, say, table
 from bench.ingest import run_worker
 from bench.kafka_io import produce_all, produce_catalog, start_broker
-from bench.workload import generate
 from infra.settings import Settings
+from testkit.workload import generate
 
 GIB_MIB = 1024
 

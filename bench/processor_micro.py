@@ -2,7 +2,7 @@
 
 ``python -m bench.processor_micro [--events N] [--students S] [--batch B] [--workload W]``
 builds a random stream (lesson progress, quizzes, enrollments over 50 courses and
-five days; ``--workload ingest``: the ingest benchmark's, ``bench.workload``),
+five days; ``--workload ingest``: the ingest benchmark's, ``testkit.workload``),
 runs it through ``EventProcessor.process`` in batches with an empty state store, then
 writes every batch's rows with ``ClickHouseSink.write`` into a fresh embedded engine,
 and prints CPU microseconds per event for each part. CPU time (not wall time) is
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)  # as the worker
     if args.workload == "ingest":
-        from bench.workload import generate
+        from testkit.workload import generate
 
         pairs = generate(args.events, args.students, sample_students=0, now=NOW).messages
         messages = [Message("learning-events", i % 8, i, k, v) for i, (k, v) in enumerate(pairs)]

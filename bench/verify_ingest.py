@@ -8,7 +8,7 @@ embedded engine allows one process per data directory) checks
   (``student_course_daily``) against the workload's own expectation;
 - for the sample students, the whole /realtime and /statistics?days=30 answers
   (built by the API's own ``api.views`` on this data) field by field against
-  ``tests/reference.py``;
+  ``testkit/reference.py``;
 
 and prints ``BENCH-RESULT {json}`` with the counts of mismatches.
 """
@@ -24,14 +24,14 @@ from typing import Any
 
 from api.views import realtime_view, statistics_view
 from infra.clickhouse import connect
-from tests.integration.compare import (
+from testkit.compare import (
     expected_realtime,
     expected_statistics,
 )
-from tests.integration.compare import (
+from testkit.compare import (
     realtime_view as comparable_realtime,
 )
-from tests.integration.compare import (
+from testkit.compare import (
     statistics_view as comparable_statistics,
 )
 

@@ -41,7 +41,7 @@ from schemas.dead_letter import DeadLetter
 from streams import metrics
 from streams.batch_consumer import Batch, BatchingApp
 from streams.catalog import catalog_rows
-from streams.guard import InvalidRatioGuard, TooManyInvalid
+from streams.guard import EXIT_FATAL, InvalidRatioGuard, TooManyInvalid
 from streams.prepared_write import PreparedWrite, close_all
 from streams.processor import BatchResult, EventProcessor, Message, dead_letter_row
 from streams.rows import Row
@@ -318,8 +318,6 @@ class Worker:
     async def _stop_loudly(self, exc: TooManyInvalid) -> None:
         """Log the guard's verdict and crash the Faust worker: the process exits with
         ``EXIT_FATAL`` (3), which tells the supervisor not to restart it."""
-        from infra.supervisor import EXIT_FATAL
-
         metrics.GUARD_STOPS.inc()
         log.critical(
             "invalid-ratio guard: %d of the last %d messages were invalid (limit %.0f%%, "

@@ -21,6 +21,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+# The exit code of a worker the guard stopped: it asks its supervisor not to restart
+# it (a restart would read the same invalid stream again).
+EXIT_FATAL = 3
+
 
 class TooManyInvalid(RuntimeError):
     """The share of invalid messages in the window is over the limit."""

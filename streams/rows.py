@@ -19,8 +19,9 @@ from typing import Any, NamedTuple
 import orjson
 
 from schemas.events import ParsedEvent
-from streams.iso_time import iso_ms
-from streams.student_state import LESSON_POINTS, DayFacts, StudentState, day_of, from_micro
+from schemas.time_format import iso_ms
+from schemas.units import from_micro
+from streams.student_state import LESSON_POINTS, DayFacts, StudentState, day_of
 
 Row = list[Any]
 

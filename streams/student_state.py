@@ -31,23 +31,11 @@ from sys import intern
 from typing import Any, TypeVar
 
 from schemas.events import ParsedEvent
-from streams.iso_time import iso_ms
+from schemas.time_format import iso_ms
+from schemas.units import to_micro
 
 LESSON_POINTS = 10
 RECENT_ACTIVITY = 10
-MICRO = 1_000_000  # minutes and scores are summed in millionths
-
-
-def to_micro(value: float) -> int:
-    """A minute or score value as an exact integer of millionths."""
-    return round(value * MICRO)
-
-
-def from_micro(value: int) -> float:
-    """Millionths back to the number users see."""
-    return value / MICRO
-
-
 T = TypeVar("T")
 _MISSING = object()
 

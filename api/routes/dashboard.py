@@ -14,11 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AfterValidator
 
 from api.auth import AuthError, MissingStudentId, Principal, student_to_read, student_to_write
 from api.dashboard_cache import DashboardCache
@@ -31,7 +30,7 @@ from api.deps import (
     SettingsDep,
 )
 from api.errors import invalid_input
-from api.kept_answers import REALTIME, STATISTICS, AnswerKey, Basis, answer_key, keep
+from api.kept_answers import AnswerKey, Basis, answer_key, keep
 from api.models import (
     ErrorBody,
     ProgressApplied,
@@ -43,8 +42,15 @@ from api.models import (
 )
 from api.observability import APPLY_WAIT, PROGRESS_UPDATES
 from api.progress import build_event, wait_applied
+from api.query_params import (
+    DEFAULT_DAYS,
+    REALTIME,
+    STATISTICS,
+    DaysQuery,
+    StudentQuery,
+    TzQuery,
+)
 from api.store import StoreUnavailable
-from api.timeutil import check_zone_name
 from api.views import (
     applied_view,
     kept_realtime_view,
@@ -56,26 +62,6 @@ from api.views import (
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
-
-TzQuery = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=64,
-        description="IANA zone deciding 'today' (default: the zone of the latest event, else UTC)",
-    ),
-    AfterValidator(lambda value: None if value is None else check_zone_name(value)),
-]
-StudentQuery = Annotated[
-    str | None,
-    Query(
-        alias="studentId",
-        min_length=1,
-        max_length=128,
-        description="whose data: admin/service read anyone's, a service writes for anyone",
-    ),
-]
-DaysQuery = Annotated[int, Query(ge=1, le=365, description="length of the period in days")]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "missing, invalid or expired token"},
@@ -107,7 +93,7 @@ def _kept_json(
     basis: Basis | None,
 ) -> Response:
     """``_json`` of an answer, kept for the next same request when it came from a
-    dashboard payload (``api.kept_answers`` serves it without the route while it holds)."""
+    dashboard payload (``api.fast_path`` serves it without the route while it holds)."""
     response = _json(answer)
     if basis is not None:
         keep(dashboards, student, key, response.body, basis)
@@ -154,7 +140,7 @@ async def statistics(
     client: ClientDep,
     dashboards: DashboardsDep,
     clock: ClockDep,
-    days: DaysQuery = 30,
+    days: DaysQuery = DEFAULT_DAYS,
     tz: TzQuery = None,
     student_id: StudentQuery = None,
 ) -> Response:

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from confluent_kafka import Consumer
 
-from tests.faults.harness import FaultStack, RetryingProducer, all_match, running
+from testkit.harness import FaultStack, RetryingProducer, all_match, running
 
 pytestmark = pytest.mark.integration
 

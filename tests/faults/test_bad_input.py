@@ -22,7 +22,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer
 
-from tests.faults.harness import FaultStack, RetryingProducer, all_match, now_event, running
+from testkit.harness import FaultStack, RetryingProducer, all_match, now_event, running
 
 pytestmark = pytest.mark.integration
 

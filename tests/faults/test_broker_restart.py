@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.faults.harness import (
+from testkit.harness import (
     FaultStack,
     RetryingProducer,
     Streamer,
@@ -27,7 +27,7 @@ from tests.faults.harness import (
     now_event,
     running,
 )
-from tests.integration.history import delivery_order, student_history
+from testkit.history import delivery_order, student_history
 
 pytestmark = pytest.mark.integration
 

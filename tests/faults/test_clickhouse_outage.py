@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults.harness import (
+from testkit.harness import (
     FaultStack,
     RetryingProducer,
     Streamer,
@@ -25,7 +25,7 @@ from tests.faults.harness import (
     interleave,
     running,
 )
-from tests.integration.history import delivery_order, student_history
+from testkit.history import delivery_order, student_history
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.faults.harness import FaultStack, RetryingProducer, all_match, interleave, running
-from tests.integration.history import student_history
+from testkit.harness import FaultStack, RetryingProducer, all_match, interleave, running
+from testkit.history import student_history
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from infra.broker import EmbeddedBroker
-from infra.supervisor import EXIT_FATAL
-from tests.faults.harness import FaultStack, RetryingProducer, all_match, now_event, running
+from streams.guard import EXIT_FATAL
+from testkit.harness import FaultStack, RetryingProducer, all_match, now_event, running
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import (
+from testkit.harness import (
     FaultStack,
     RetryingProducer,
     Streamer,
@@ -23,7 +23,7 @@ from tests.faults.harness import (
     interleave,
     running,
 )
-from tests.integration.history import delivery_order, student_history
+from testkit.history import delivery_order, student_history
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """End to end: events → Tansu → Faust worker → embedded ClickHouse → HTTP API.
 
-Runs the pipeline exactly as ``make run`` does (one ``infra.cli run`` process)
+Runs the pipeline exactly as ``make run`` does (one ``eduknit.cli run`` process)
 and checks every field of ``/realtime`` and ``/statistics`` against the
 independent reference, after varied, shuffled, duplicated and invalid input.
 """
@@ -19,9 +19,9 @@ import orjson
 import pytest
 from confluent_kafka import Consumer
 
-from tests.integration.compare import check_student, wait_for_match
-from tests.integration.history import delivery_order, student_history
-from tests.integration.stack import Producer, Stack
+from testkit.compare import check_student, wait_for_match
+from testkit.history import delivery_order, student_history
+from testkit.stack import Producer, Stack
 
 pytestmark = pytest.mark.integration
 

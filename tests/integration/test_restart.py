@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.compare import check_student, wait_for_match
-from tests.integration.history import delivery_order, student_history
-from tests.integration.stack import Producer, Stack
+from testkit.compare import check_student, wait_for_match
+from testkit.history import delivery_order, student_history
+from testkit.stack import Producer, Stack
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from infra.cli import API_HTTP
+from eduknit.cli import API_HTTP
 from infra.settings import Settings
 from schemas.events import parse_event
 from streams import rows

@@ -20,7 +20,7 @@ from api import payload, store
 from api.catalog_cache import CatalogCache
 from streams.processor import EventProcessor, Message
 from streams.sink import ClickHouseSink
-from tests.integration.history import delivery_order, student_history
+from testkit.history import delivery_order, student_history
 
 NOW = dt.datetime(2026, 11, 26, 9, 30, tzinfo=dt.UTC)
 

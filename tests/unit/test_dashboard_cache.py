@@ -19,7 +19,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from fastapi.testclient import TestClient
 
-from api.dashboard_cache import REMEMBER_SECONDS, DashboardCache, DashboardFeed
+from api.change_feed import ChangeFeed
+from api.dashboard_cache import REMEMBER_SECONDS, DashboardCache
 from api.main import create_app
 from api.models import ProgressUpdateRequest
 from api.progress import build_event
@@ -142,7 +143,7 @@ def test_feed_drops_exactly_the_students_written_since(ch_client: Client, unique
     a, b, c = (f"{unique_id}-{x}" for x in "abc")
     va, vb = dashboard(ch_client, a, "[a1]"), dashboard(ch_client, b, "[b1]")
     cache = DashboardCache(10)
-    feed = DashboardFeed(ch_client, cache)
+    feed = ChangeFeed(ch_client, [cache], clock=cache.clock)
     assert feed.poll() == 0  # the first poll only takes the position
     cache.put(a, "[a1]", va, cache.clock())
     cache.put(b, "[b1]", vb, cache.clock())
@@ -158,7 +159,7 @@ def test_feed_sees_rows_merged_before_it_polled(ch_client: Client, unique_id: st
     student = f"{unique_id}-m"
     first = dashboard(ch_client, student, "[1]")
     cache = DashboardCache(10)
-    feed = DashboardFeed(ch_client, cache)
+    feed = ChangeFeed(ch_client, [cache], clock=cache.clock)
     feed.poll()
     cache.put(student, "[1]", first, cache.clock())
     dashboard(ch_client, student, "[2]")
@@ -177,7 +178,7 @@ def test_feed_failure_leaves_the_cache_stale(unique_id: str) -> None:
     cache.changed((), clock.now)
     cache.put("s", "p", 1, clock.now)
     with pytest.raises(OSError):
-        DashboardFeed(Down(), cache).poll()
+        ChangeFeed(Down(), [cache], clock=cache.clock).poll()
     clock.now += 3
     assert cache.get("s") is None
 
@@ -286,7 +287,7 @@ def test_feed_notices_block_numbers_restarting() -> None:
     clock = FakeClock()
     cache = DashboardCache(10, stale_after=100.0, clock=clock)
     client = Scripted()
-    feed = DashboardFeed(client, cache)
+    feed = ChangeFeed(client, [cache], clock=cache.clock)
     feed.poll()
     cache.put("s", "p", 1, clock.now)
     client.highest = 3  # recreated: its blocks restart below what the feed has read

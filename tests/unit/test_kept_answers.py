@@ -1,4 +1,4 @@
-"""Kept dashboard answers (``api.kept_answers``): the rules, and the fast path in the real app.
+"""Kept dashboard answers (``api.kept_answers``) and the fast path (``api.fast_path``).
 
 The rules run on a ``DashboardCache`` with a fake clock and a catalog copy put in
 place by hand. The app tests run ``create_app`` with its lifespan (the change
@@ -22,18 +22,11 @@ from fastapi.testclient import TestClient
 
 from api import store, views
 from api.dashboard_cache import ANSWERS_PER_STUDENT, DashboardCache
-from api.kept_answers import (
-    REALTIME,
-    STATISTICS,
-    Basis,
-    answer_key,
-    bearer_token,
-    keep,
-    kept_body,
-    request_key,
-)
+from api.fast_path import bearer_token, request_key
+from api.kept_answers import Basis, answer_key, keep, kept_body
 from api.main import create_app
 from api.observability import REQUESTS
+from api.query_params import REALTIME, STATISTICS
 from api.records import CatalogEntry
 from infra.settings import Settings
 from streams.student_state import StudentState

@@ -1,7 +1,7 @@
 """What the pipeline counted, read from ClickHouse after a stack stopped, vs. what was sent.
 
 The embedded engine allows one process per data directory, so the read runs in
-a child process (``python -m tests.faults.ledger DATA_DIR STUDENTS_JSON``) once
+a child process (``python -m testkit.ledger DATA_DIR STUDENTS_JSON``) once
 the stack is stopped. Per student it returns the distinct event ids in
 ``learning_events`` (the record of every counted event) and the additive sums
 of ``student_course_daily`` (quiz attempts, lesson completions, minutes): an
@@ -50,7 +50,7 @@ def read_counted(data_dir: Path, students: list[str]) -> dict[str, Any]:
     ids_file = data_dir / "ledger-students.json"
     ids_file.write_text(json.dumps(students))
     out = subprocess.run(
-        [sys.executable, "-m", "tests.faults.ledger", str(data_dir), str(ids_file)],
+        [sys.executable, "-m", "testkit.ledger", str(data_dir), str(ids_file)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
     return json.loads(out.stdout.splitlines()[-1])  # type: ignore[no-any-return]

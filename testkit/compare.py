@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.integration.stack import Stack
-from tests.reference import Reference
+from testkit.reference import Reference
+from testkit.stack import Stack
 
 Catalog = dict[str, tuple[str, int]]
 

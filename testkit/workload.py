@@ -17,7 +17,7 @@ here independently of the project's code:
 - ``expected``: per student the SPEC §4.3 total points, and minutes per local
   date (the aggregation of the issue: dedup by eventId, points, minutes per
   local day); ``sample``: every event of a few students, for a full comparison
-  with ``tests/reference.py``.
+  with ``testkit/reference.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``make run``: supervise the embedded broker and the worker+API process.
 
 The supervisor owns the embedded broker (restarting a fresh one, with its
-topics, if it dies) and runs ``infra.cli serve`` — the Faust worker and the API
+topics, if it dies) and runs ``eduknit.cli serve`` — the Faust worker and the API
 in one process, because the embedded ClickHouse allows one process per data
 directory — as a child. A child that exits unexpectedly is restarted with
 backoff (its unacknowledged events are re-read and counted once). A child that
@@ -29,10 +29,10 @@ import httpx
 from infra.broker import EmbeddedBroker, die_with_parent
 from infra.settings import Settings
 from infra.topics import ensure_topics
+from streams.guard import EXIT_FATAL  # the child asks not to be restarted
 
 log = logging.getLogger("eduknit.supervisor")
 
-EXIT_FATAL = 3  # the child asks not to be restarted
 READY_TIMEOUT = 120.0
 STOP_GRACE = 30.0
 MAX_BACKOFF = 30.0
@@ -72,7 +72,7 @@ class Supervisor:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers}
         env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
         return subprocess.Popen(  # own session: Ctrl-C reaches the supervisor, which stops it
-            [sys.executable, "-m", "infra.cli", "serve"], env=env, preexec_fn=die_with_parent,
+            [sys.executable, "-m", "eduknit.cli", "serve"], env=env, preexec_fn=die_with_parent,
             start_new_session=True,
         )  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m infra.cli run|worker|api|migrate|demo|token``.
+"""Command line: ``python -m eduknit.cli run|worker|api|migrate|demo|token``.
 
 - ``run``: the whole pipeline: a supervisor owning the embedded broker (unless
   ``KAFKA_BOOTSTRAP_SERVERS`` is set) and restarting ``serve`` if it dies.
@@ -84,7 +84,7 @@ def _run_faust(settings: Settings, client: object) -> None:
 
 def cmd_run(settings: Settings) -> int:
     """Supervisor: broker + a restarted-on-failure worker/API process."""
-    from infra.supervisor import Supervisor
+    from eduknit.supervisor import Supervisor
 
     return Supervisor(settings).run()
 
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_migrate(settings)
     if args.command == "token":
         return cmd_token(settings, args.student_id, args.role, args.hours)
-    from infra.demo import run_demo
+    from eduknit.demo import run_demo
 
     return run_demo(settings, args.students, args.courses, args.days, args.seed)
 

@@ -1,6 +1,6 @@
 """Tools of the fault tests: a stack whose parts can be killed, producers that retry.
 
-``FaultStack`` is the integration ``Stack`` (``python -m infra.cli run``: a
+``FaultStack`` is the integration ``Stack`` (``python -m eduknit.cli run``: a
 supervisor owning the embedded broker and a ``serve`` child running the Faust
 worker and the API) with handles on its processes: the ``serve`` child and the
 broker are found by PID under the supervisor (``/proc``), killed with any
@@ -37,8 +37,8 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka import Producer as KafkaProducer
 
 from infra import faults
-from tests.integration.compare import Catalog, check_student, wait_for_match
-from tests.integration.stack import Stack
+from testkit.compare import Catalog, check_student, wait_for_match
+from testkit.stack import Stack
 
 Event = dict[str, Any]
 READY_MARK = b"[^Worker]: Ready"
@@ -113,7 +113,7 @@ class FaultStack(Stack):
 
     def serve_pid(self) -> int:
         """PID of the worker+API process (the supervisor's ``serve`` child)."""
-        pid = self._child("infra.cli serve")
+        pid = self._child("eduknit.cli serve")
         assert pid is not None, f"no serve process:\n{self.log_tail()}"
         return pid
 
@@ -145,7 +145,7 @@ class FaultStack(Stack):
             after_kill()
         deadline = killed_at + timeout
         while True:
-            pid = self._child("infra.cli serve")
+            pid = self._child("eduknit.cli serve")
             if pid not in (None, old) and self.ready_count() > readies and self.ready():
                 return time.monotonic() - killed_at
             if self.process is None or self.process.poll() is not None:

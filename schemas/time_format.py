@@ -1,4 +1,4 @@
-"""RFC 3339 UTC text of epoch milliseconds, the way the dashboard shows times (pure logic)."""
+"""RFC 3339 UTC text of epoch milliseconds, the way the worker stores and the API shows times."""
 
 from __future__ import annotations
 

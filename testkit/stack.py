@@ -1,6 +1,6 @@
 """The whole pipeline as a user runs it, for integration tests.
 
-``Stack`` starts ``python -m infra.cli run`` (embedded broker, Faust worker,
+``Stack`` starts ``python -m eduknit.cli run`` (embedded broker, Faust worker,
 embedded ClickHouse, API) as a child process on free loopback ports and a data
 directory of the test's, waits until ``/readyz`` answers 200, and stops it by
 PID. ``Producer`` sends events to its broker the way backend producers do.
@@ -28,7 +28,7 @@ SECRET = "integration-test-secret-0123456789abcdef"
 
 
 class Stack:
-    """One ``infra.cli run`` process with its ports and data directory."""
+    """One ``eduknit.cli run`` process with its ports and data directory."""
 
     def __init__(self, data_dir: Path, **env: str) -> None:
         self.data_dir = data_dir
@@ -58,7 +58,7 @@ class Stack:
         env.update(self.extra_env)  # e.g. KAFKA_BOOTSTRAP_SERVERS of a broker the test owns
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "infra.cli", "run"], cwd=ROOT, env=env,
+                [sys.executable, "-m", "eduknit.cli", "run"], cwd=ROOT, env=env,
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
