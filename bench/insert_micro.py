@@ -24,7 +24,7 @@ import time
 
 from bench.processor_micro import EmptyStore, stream
 from infra.clickhouse import shared_client
-from streams.app import GC_YOUNG_THRESHOLD
+from streams.housekeeping import GC_YOUNG_THRESHOLD
 from streams.prepared_write import close_all
 from streams.processor import EventProcessor
 from streams.sink import ClickHouseSink

@@ -29,7 +29,8 @@ import orjson
 
 from infra.clickhouse import shared_client
 from schemas.events import ParsedEvent
-from streams.app import GC_YOUNG_THRESHOLD, SNAPSHOT_INSERT_STATES, SNAPSHOT_MAX_PENDING
+from streams.app import SNAPSHOT_INSERT_STATES, SNAPSHOT_MAX_PENDING
+from streams.housekeeping import GC_YOUNG_THRESHOLD
 from streams.known_students import KnownStudents
 from streams.processor import BatchResult, EventProcessor, Message
 from streams.sink import WRITE_ORDER, ClickHouseSink
@@ -93,12 +94,12 @@ def worker_loop(messages: list[Message], batch: int, hot: int) -> int:
             started = time.thread_time()
             result = processor.process(messages[i : i + batch], NOW, 2 * i + 1)
             taken = time.thread_time()
-            due = len(processor.unsnapshotted) >= SNAPSHOT_MAX_PENDING
-            snapshot = processor.snapshot_rows(2 * i + 2) if due else []
+            due = len(processor.cache.unsnapshotted) >= SNAPSHOT_MAX_PENDING
+            snapshot = processor.cache.snapshot_rows(2 * i + 2) if due else []
             snapshotted = time.thread_time()
-            processor.evict(protect=set(result.students))
+            processor.cache.evict(protect=set(result.students))
             if snapshot:
-                processor.freeze(protect=set(result.students))
+                processor.cache.freeze(protect=set(result.students))
             frozen = time.thread_time()
             cpu["process"] += taken - started
             cpu["snapshot"] += snapshotted - taken

@@ -66,7 +66,7 @@ from streams.processor import Message, dead_letter_row
 from streams.rows import Row
 from streams.sink import ClickHouseSink
 
-GC_YOUNG_THRESHOLD = 1_000_000  # as the worker (streams.app): see main()
+GC_YOUNG_THRESHOLD = 1_000_000  # as the worker (streams.housekeeping): see main()
 SESSION = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}  # INFRA-FACTS (Tansu)
 
 

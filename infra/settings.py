@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(65536, alias="EDUKNIT_MAX_EVENT_BYTES", ge=1024)
     # Students whose state is kept in memory at most (least recently used go).
     # How long the broker may hold a consumer fetch that has no data yet (Faust's
-    # own 1.5 s made every event wait; see streams.app.shorten_fetch_wait).
+    # own 1.5 s made every event wait; see streams.batch_consumer.shorten_fetch_wait).
     fetch_max_wait_ms: int = Field(100, alias="EDUKNIT_FETCH_MAX_WAIT_MS", ge=1, le=10_000)
     # Changed student states are snapshotted to ClickHouse this often (a restart
     # replays the counted events written after the last snapshot).

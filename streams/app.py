@@ -3,61 +3,61 @@
 The events loop takes whole fetches from Faust's consumer (``BatchingApp``,
 streams/batch_consumer.py: no per-record event, queue and stream, which cost more
 than the processing), the catalog agent takes batches (``noack_take``). Each hands
-its batches to the pure processing code,
-sends rejected messages to ``learning-events-dlq``, writes the batch's rows to
-ClickHouse and only then acknowledges the batch's offsets. A failed write is
-retried with backoff for as long as it takes; offsets are never committed for a
-batch that is not in ClickHouse, so a crash at any point replays it and the
-idempotent processing counts each event once.
+its batches to the pure processing code, then commits them in the order
+``streams.commit`` states: dead letters to ``learning-events-dlq``, rows to
+ClickHouse (``streams.writes``: retried with backoff for as long as it takes),
+and only then the batch's offsets. Offsets are never committed for a batch that
+is not in ClickHouse, so a crash at any point replays it and the idempotent
+processing counts each event once. Batch N+1 is processed while batch N is
+written (one write in flight).
 
-Per-student state is held by ``EventProcessor``; it is rebuilt from ClickHouse
-(a snapshot plus the counted events written after it) instead of Faust changelog
-tables: the embedded broker keeps its topics in memory only (a changelog would
-be gone after a restart) and Faust's changelog replay on it can stop early
-(INFRA-FACTS).
+Per-student state is held by ``EventProcessor`` (in its ``StateCache``); it is
+rebuilt from ClickHouse (a snapshot plus the counted events written after it)
+instead of Faust changelog tables: the embedded broker keeps its topics in
+memory only (a changelog would be gone after a restart) and Faust's changelog
+replay on it can stop early after a restart (its end offsets are under-reported).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import faust
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from faust.types import TP
 from faust.types import Message as KafkaMessage
 
-from infra.memory import release_free_memory
 from infra.settings import Settings
 from schemas import catalog as catalog_schema
 from schemas import dead_letter as dlq_schema
 from schemas import events as events_schema
 from schemas.dead_letter import DeadLetter
 from streams import metrics
-from streams.batch_consumer import Batch, BatchingApp
+from streams.batch_consumer import Batch, BatchingApp, shorten_fetch_wait
 from streams.catalog import catalog_rows
+from streams.commit import commit_batch
 from streams.guard import EXIT_FATAL, InvalidRatioGuard, TooManyInvalid
+from streams.housekeeping import EngineMemory, after_snapshot, tune_garbage_collector
 from streams.prepared_write import PreparedWrite, close_all
 from streams.processor import BatchResult, EventProcessor, Message, dead_letter_row
 from streams.rows import Row
 from streams.sink import ClickHouseSink
+from streams.writes import RetryingWriter
 
 log = logging.getLogger("eduknit.worker")
 
 Clock = Callable[[], dt.datetime]
-T = TypeVar("T")
 # Snapshot sooner when this many states changed: only snapshotted states can be frozen
 # or dropped, so the states changed since the last snapshot all stay objects (~6 KiB
 # each). At 100k students: 50k ended ~75 MiB higher than 20k; 15k held the median RSS
 # of the run's second half at 946-957 MiB against 992-1,012 with 20k, and 10k at
 # 902-919, at the same events/s within the noise (BENCHMARKS.md, seventh session).
 SNAPSHOT_MAX_PENDING = 15_000
-GC_YOUNG_THRESHOLD = 1_000_000  # net container allocations between young collections
 PENDING_WRITE_GRACE = 10.0  # seconds a stopping agent waits for its write in flight
 # States per snapshot insert: a snapshot holds up to SNAPSHOT_MAX_PENDING states of
 # 1.5-6 KiB each, and one insert of them all held several copies of ~100 MiB of text.
@@ -96,10 +96,11 @@ class Worker:
             cache_students=settings.state_cache_students,
             hot_students=settings.hot_state_students,
         )
-        self.sink_error: str | None = None
+        self.writer = RetryingWriter(sink)
+        self.engine_memory = EngineMemory(
+            sink.release_engine_memory, settings.engine_purge_seconds, settings.embedded_clickhouse
+        )
         self._last_snapshot = time.monotonic()
-        self._last_purge = time.monotonic()
-        self._purge: asyncio.Future[None] | None = None  # an engine purge in progress
         self._revoked: set[int] = set()  # partitions to forget before the next batch
         self.guard = InvalidRatioGuard(
             settings.invalid_window, settings.max_invalid_ratio, settings.invalid_min_count
@@ -111,11 +112,7 @@ class Worker:
         self.app = self._create_app()
 
     def _create_app(self) -> BatchingApp:
-        # The states, a batch's parsed events and its rows are containers without
-        # cycles that live for a batch or two: each collection of the young generation
-        # walked all of them (every 100k allocations: 229 collections, 22 s of a 155 s
-        # ingest at 1M/100k). Every 1M: one collection, which found 66 objects in cycles.
-        gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)
+        tune_garbage_collector()
         s = self.settings
         shorten_fetch_wait(s.fetch_max_wait_ms)
         app = BatchingApp(
@@ -182,7 +179,7 @@ class Worker:
                     if pending is not None:
                         await pending
                         pending = None
-                    self.processor.forget_partitions(self._revoked)
+                    self.processor.cache.forget_partitions(self._revoked)
                     self._revoked = set()
                 messages = [_message(record) for record in batch]
                 result = await self._process(messages)
@@ -195,7 +192,7 @@ class Worker:
                 snapshot = self._snapshot_rows_if_due()
                 # Encode batch N+1 while batch N is still being written: waiting first
                 # left the loop idle ~20-50 ms per batch (BENCHMARKS.md, eighth session).
-                prepared = self._prepare(result.tables, *_snapshot_chunks(snapshot))
+                prepared = self.writer.prepare(result.tables, *_snapshot_chunks(snapshot))
                 # Encoded: the rows are not needed any more, so they are not kept until
                 # the write is done, through the next batch (a snapshot's texts go once
                 # the states are frozen below). At 1M events / 100k students the median
@@ -205,13 +202,14 @@ class Worker:
                 if pending is not None:
                     await pending  # batch N is written and acknowledged
                 batch_students = set(result.students)
-                self.processor.evict(protect=batch_students)
+                cache = self.processor.cache
+                cache.evict(protect=batch_students)
                 if snapshotted:  # only a snapshot makes states freezable: no walk in between
-                    self.processor.freeze(protect=batch_students)
-                metrics.STATES_CACHED.set(len(self.processor.states) + len(self.processor.frozen))
-                metrics.STATES_FROZEN.set(len(self.processor.frozen))
+                    cache.freeze(protect=batch_students)
+                metrics.STATES_CACHED.set(len(cache))
+                metrics.STATES_FROZEN.set(len(cache.frozen))
                 unwritten = list(result.students)
-                commit = self._commit(batch, result, prepared, started)
+                commit = commit_batch(self, batch, result, prepared, started)
                 prepared = []  # the commit closes them
                 pending = asyncio.ensure_future(commit)
                 await asyncio.sleep(0)  # let the write start before the next batch
@@ -224,54 +222,45 @@ class Worker:
                 except (TimeoutError, asyncio.CancelledError, Exception):
                     pending.cancel()
             self.processor.forget(unwritten)  # not written: reload when resumed
-            if self._purge is not None and not self._purge.done():  # before the engine closes
-                await asyncio.wait({self._purge}, timeout=PENDING_WRITE_GRACE)
+            await self.engine_memory.settle(PENDING_WRITE_GRACE)  # before the engine closes
             raise
         finally:
             close_all(prepared)  # encoded, never handed to a commit
 
-    async def _commit(
-        self,
-        batch: Batch,
-        result: BatchResult,
-        prepared: list[PreparedWrite],
-        started: float,
-    ) -> None:
-        """Dead letters to Kafka, rows to ClickHouse, then acknowledge the batch.
+    # ------------------------------------------- the steps of ``commit_batch``
+    async def send_dead_letters(self, letters: list[DeadLetter]) -> None:
+        """Produce ``letters`` to the dead-letter topic and wait for Kafka's acks."""
+        if not letters:
+            return
+        pending = []
+        for letter in letters:
+            log.warning(
+                "dead letter %s[%d]@%d: %s", letter.source_topic, letter.partition,
+                letter.offset, letter.reason,
+            )  # fmt: skip
+            metrics.EVENTS_INVALID.labels(letter.source_topic, letter.field or "").inc()
+            key = letter.key.encode() if letter.key is not None else None
+            pending.append(await self.dlq_topic.send(key=key, value=letter.to_json()))
+        await asyncio.gather(*pending)
 
-        ``prepared``: the batch's rows, then a snapshot's in chunks, encoded; they
-        go to the writer thread in one trip (a step that came back to the loop in
-        between waited until the loop was done processing the next batch). The
-        commit closes ``prepared`` whatever happens.
-        """
-        processed = time.perf_counter()
-        try:
-            await self._send_dead_letters(result.dead_letters)
-        except BaseException:
-            close_all(prepared)
-            raise
-        await self._send(prepared)
+    async def send_rows(self, prepared: list[PreparedWrite]) -> None:
+        await self.writer.send(prepared)
+
+    def written(self, result: BatchResult) -> None:
         self.processor.written(result)
+
+    def acknowledge(self, batch: Batch) -> None:
         self.app.ack(batch)
-        snapshot = sum(write.tables.get("student_state", 0) for write in prepared)
-        if snapshot:
-            kept, frozen = self.processor.states, self.processor.frozen
+
+    def after_commit(self, snapshot_states: int) -> None:
+        if snapshot_states:
+            cache = self.processor.cache
             log.info(
                 "snapshot: %d student states; %d states kept, %d of them frozen",
-                snapshot, len(kept) + len(frozen), len(frozen),
+                snapshot_states, len(cache), len(cache.frozen),
             )  # fmt: skip
-            release_free_memory()  # the frozen states and the batches freed memory
-        self._release_engine_memory_if_due(now=bool(snapshot))
-        metrics.EVENTS_COUNTED.inc(result.counted)
-        metrics.EVENTS_DUPLICATE.inc(result.duplicates)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        log.info(
-            "batch: %d messages, %d counted, %d duplicates, %d invalid, %d students, "
-            "processed in %.1f ms, written in %.1f ms",
-            len(batch), result.counted, result.duplicates, len(result.dead_letters),
-            len(result.students), (processed - started) * 1000,
-            (time.perf_counter() - processed) * 1000,
-        )  # fmt: skip
+            after_snapshot()
+        self.engine_memory.release_if_due(now=bool(snapshot_states))
 
     async def _course_catalog(self, stream: faust.StreamT) -> None:
         async for batch in stream.noack_take(1000, self.settings.batch_max_seconds):
@@ -280,8 +269,8 @@ class Worker:
             tables: dict[str, list[Row]] = {"course_catalog": rows}
             if letters:
                 tables["dead_letters"] = [dead_letter_row(letter) for letter in letters]
-            await self._send_dead_letters(letters)
-            await self._write(tables)
+            await self.send_dead_letters(letters)
+            await self.writer.write(tables)
             for event in batch:
                 await stream.ack(event)
             metrics.CATALOG_UPDATES.inc(len(rows))
@@ -297,10 +286,10 @@ class Worker:
         snapshots only bound how much a restart replays.
         """
         due = time.monotonic() - self._last_snapshot >= self.settings.snapshot_seconds
-        if not due and len(self.processor.unsnapshotted) < SNAPSHOT_MAX_PENDING:
+        if not due and len(self.processor.cache.unsnapshotted) < SNAPSHOT_MAX_PENDING:
             return []
         self._last_snapshot = time.monotonic()
-        return self.processor.snapshot_rows(self.versions.next())
+        return self.processor.cache.snapshot_rows(self.versions.next())
 
     async def _process(self, messages: list[Message]) -> BatchResult:
         """Process a batch, retrying with backoff while ClickHouse look-ups fail.
@@ -313,7 +302,7 @@ class Worker:
         async def attempt() -> BatchResult:
             return self.processor.process(messages, self.clock(), self.versions.next())
 
-        return await self._retrying("read", attempt, (ClickHouseError, OSError))
+        return await self.writer.retrying("read", attempt, (ClickHouseError, OSError))
 
     async def _stop_loudly(self, exc: TooManyInvalid) -> None:
         """Log the guard's verdict and crash the Faust worker: the process exits with
@@ -331,114 +320,6 @@ class Worker:
         # supervisor restart the agent and go on dead-lettering the stream.
         await asyncio.Event().wait()
 
-    def _release_engine_memory_if_due(self, now: bool = False) -> None:
-        """Hand the embedded engine's freed pages back, at most every few seconds.
-
-        Its allocator (jemalloc) keeps the pages a batch's inserts freed for
-        seconds: ~600 MiB of the worker's RSS in the 100k-student ingest held
-        ~80 MiB of live engine memory. A purge returns them at once; purging on
-        every free instead (``dirty_decay_ms:0``) cost 13-19 % more CPU.
-
-        The purge runs on the writer's side and nothing waits for it: awaited in
-        the commit, it held the next batch back ~18 ms (10-27) once a second.
-        """
-        every = self.settings.engine_purge_seconds
-        if not self.settings.embedded_clickhouse or every <= 0:
-            return
-        if self._purge is not None and not self._purge.done():
-            return
-        if not now and time.monotonic() - self._last_purge < every:
-            return
-        self._last_purge = time.monotonic()
-        loop = asyncio.get_running_loop()
-        self._purge = loop.run_in_executor(None, self._purge_engine_memory)
-
-    def _purge_engine_memory(self) -> None:
-        try:
-            self.sink.release_engine_memory()
-        except Exception as exc:  # memory only: the next purge will do
-            log.debug("engine memory purge failed: %s", exc)
-
-    async def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
-        if not letters:
-            return
-        pending = []
-        for letter in letters:
-            log.warning(
-                "dead letter %s[%d]@%d: %s", letter.source_topic, letter.partition,
-                letter.offset, letter.reason,
-            )  # fmt: skip
-            metrics.EVENTS_INVALID.labels(letter.source_topic, letter.field or "").inc()
-            key = letter.key.encode() if letter.key is not None else None
-            pending.append(await self.dlq_topic.send(key=key, value=letter.to_json()))
-        await asyncio.gather(*pending)
-
-    async def _write(self, *writes: dict[str, list[Row]]) -> None:
-        """Write until ClickHouse took the rows (the same rows each time), in order."""
-        await self._send(self._prepare(*writes))
-
-    def _prepare(self, *writes: dict[str, list[Row]]) -> list[PreparedWrite]:
-        """Encode each write's rows, here on the loop's thread, so that the writer
-        thread only calls the engine: see ``streams.prepared_write`` for why."""
-        prepared: list[PreparedWrite] = []
-        try:
-            prepared.extend(self.sink.prepare(tables) for tables in writes)
-        except BaseException:
-            close_all(prepared)
-            raise
-        return prepared
-
-    async def _send(self, prepared: list[PreparedWrite]) -> None:
-        """Send ``prepared`` until ClickHouse took them all, in order, retrying with
-        backoff; closes them when done."""
-        loop = asyncio.get_running_loop()
-        sending: asyncio.Future[None] | None = None
-
-        def send_all() -> None:
-            for write in prepared:
-                self.sink.send(write)
-
-        async def attempt() -> None:
-            nonlocal sending
-            sending = loop.run_in_executor(None, send_all)
-            await asyncio.shield(sending)  # cancelled or not, the thread runs to its end
-
-        try:
-            await self._retrying("write", attempt, (Exception,))
-        finally:
-            if sending is None or sending.done():
-                close_all(prepared)
-            else:  # cancelled mid-write: the engine may still be reading the files
-                sending.add_done_callback(lambda _: close_all(prepared))
-        for write in prepared:
-            for table, count in write.tables.items():
-                metrics.ROWS_WRITTEN.labels(table).inc(count)
-
-    async def _retrying(
-        self,
-        what: str,
-        attempt: Callable[[], Awaitable[T]],
-        errors: tuple[type[BaseException], ...],
-    ) -> T:
-        """``attempt()`` until it succeeds, backing off 0.2 s doubling to 10 s between failures."""
-        delay = 0.2
-        while True:
-            try:
-                result = await attempt()
-            except errors as exc:  # ClickHouse down or refusing
-                metrics.SINK_FAILURES.inc()
-                metrics.SINK_FAILING.set(1)
-                self.sink_error = str(exc)
-                log.warning("ClickHouse %s failed (retrying in %.1f s): %s", what, delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            if self.sink_error is not None:
-                log.info("ClickHouse %ss recovered", what)
-                self.sink_error = None
-                metrics.SINK_FAILING.set(0)
-            return result
-
     async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
         """Remember partitions taken away; the agent forgets their students at a safe point.
 
@@ -452,29 +333,6 @@ class Worker:
         """Read the known students again: another worker may have written the students
         of partitions assigned now (the processor rebuilds the filter at its next look-up)."""
         self.processor.forget_known()
-
-
-def shorten_fetch_wait(max_wait_ms: int) -> None:
-    """Make Faust's consumer ask the broker to answer a fetch within ``max_wait_ms``.
-
-    faust-streaming hard-codes ``fetch_max_wait_ms=1500`` for its consumer, and
-    Tansu holds an empty fetch that long even when new records arrive meanwhile:
-    produce-to-consume took p50 0.38 s / p99 0.75 s with it, 0.02 / 0.06 s with
-    100 ms (bench, plain aiokafka). Faust creates the consumer through the
-    ``aiokafka`` module at call time, so a subclass put there takes effect.
-    """
-    import aiokafka
-
-    original = getattr(aiokafka.AIOKafkaConsumer, "_eduknit_original", aiokafka.AIOKafkaConsumer)
-
-    class LowLatencyConsumer(original):  # type: ignore[misc, valid-type]
-        _eduknit_original = original
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["fetch_max_wait_ms"] = max_wait_ms
-            super().__init__(*args, **kwargs)
-
-    aiokafka.AIOKafkaConsumer = LowLatencyConsumer  # type: ignore[misc]
 
 
 def _snapshot_chunks(snapshot: list[Row]) -> list[dict[str, list[Row]]]:

@@ -164,3 +164,26 @@ class BatchingApp(faust.App):
         ack = self.consumer.ack
         for message in batch:
             ack(message)
+
+
+def shorten_fetch_wait(max_wait_ms: int) -> None:
+    """Make Faust's consumer ask the broker to answer a fetch within ``max_wait_ms``.
+
+    faust-streaming hard-codes ``fetch_max_wait_ms=1500`` for its consumer, and
+    Tansu holds an empty fetch that long even when new records arrive meanwhile:
+    produce-to-consume took p50 0.38 s / p99 0.75 s with it, 0.02 / 0.06 s with
+    100 ms (bench, plain aiokafka). Faust creates the consumer through the
+    ``aiokafka`` module at call time, so a subclass put there takes effect.
+    """
+    import aiokafka
+
+    original = getattr(aiokafka.AIOKafkaConsumer, "_eduknit_original", aiokafka.AIOKafkaConsumer)
+
+    class LowLatencyConsumer(original):  # type: ignore[misc, valid-type]
+        _eduknit_original = original
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["fetch_max_wait_ms"] = max_wait_ms
+            super().__init__(*args, **kwargs)
+
+    aiokafka.AIOKafkaConsumer = LowLatencyConsumer  # type: ignore[misc]

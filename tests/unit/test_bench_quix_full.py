@@ -167,4 +167,4 @@ def test_the_peer_writes_the_rows_the_worker_writes() -> None:
     final = {sid: StudentState.from_dict(sid, states[sid.encode()].get(STATE_KEY))
              for sid in ("s1", "s2")}  # fmt: skip
     for sid, state in final.items():
-        assert state.total_points() == worker.states[sid].total_points()
+        assert state.total_points() == worker.cache.states[sid].total_points()

@@ -24,13 +24,7 @@ from schemas.dead_letter import PAYLOAD_LIMIT
 from schemas.events import ParsedEvent
 from streams import known_students, rows
 from streams.known_students import KnownStudents
-from streams.processor import (
-    BatchResult,
-    EventProcessor,
-    Message,
-    compress_state,
-    decompress_state,
-)
+from streams.processor import BatchResult, EventProcessor, Message
 from streams.sink import WRITE_ORDER, replayed_event
 from streams.student_state import StudentState
 
@@ -131,7 +125,7 @@ class MemoryStore:
 
     def snapshot(self, processor: EventProcessor, version: int) -> list[rows.Row]:
         """Take a snapshot between batches, as the worker does, and write it."""
-        snapshot = processor.snapshot_rows(version)
+        snapshot = processor.cache.snapshot_rows(version)
         self.insert("student_state", snapshot)
         return snapshot
 
@@ -547,7 +541,7 @@ def test_crash_in_the_middle_of_a_snapshot() -> None:
     processor = EventProcessor(store)
     store.write(processor.process(batch(TWO_STUDENTS[:2]), now=NOW, version=1))
     store.write(processor.process(batch(TWO_STUDENTS[2:], 2), now=NOW, version=2))
-    snapshot = processor.snapshot_rows(3)
+    snapshot = processor.cache.snapshot_rows(3)
     assert sorted(r[0] for r in snapshot) == ["s1", "s2"]
     store.insert("student_state", [r for r in snapshot if r[0] == "s1"])  # then it dies
 
@@ -555,7 +549,7 @@ def test_crash_in_the_middle_of_a_snapshot() -> None:
     again = restarted.process(batch(TWO_STUDENTS), now=NOW, version=4)
     assert (again.counted, again.duplicates) == (0, 4) and no_rows(again)
     assert store.replays[-1] == ({"s1": 3, "s2": 0}, ["s2-hot", "s2-old"])
-    assert restarted.unsnapshotted == {"s2"}  # only s2 still needs a snapshot
+    assert restarted.cache.unsnapshotted == {"s2"}  # only s2 still needs a snapshot
     more = batch([quiz("q", HOT, 75), quiz("q2", HOT, 80, student="s2")], 10)
     assert restarted.process(more, NOW, 5).tables == processor.process(more, NOW, 5).tables
 
@@ -569,7 +563,7 @@ def test_snapshot_rows_after_a_reload_include_students_changed_only_by_replay() 
     first = [lesson("a1", HOT), lesson("b1", HOT, student="s2"), quiz("c1", HOT, 40, student="s3")]
     store.write(processor.process(batch(first), NOW, 1))
     assert sorted(r[0] for r in store.snapshot(processor, version=2)) == ["s1", "s2", "s3"]
-    assert processor.snapshot_rows(3) == []  # nothing changed since
+    assert processor.cache.snapshot_rows(3) == []  # nothing changed since
     later = [lesson("a2", "2026-11-24T10:00:00Z", "l2"), quiz("c2", HOT, 90, student="s3")]
     store.write(processor.process(batch(later, 3), NOW, 4))  # then a restart, no snapshot
 
@@ -577,23 +571,23 @@ def test_snapshot_rows_after_a_reload_include_students_changed_only_by_replay() 
     resent = batch(first + later)
     again = restarted.process(resent, NOW, 5)
     assert (again.counted, again.duplicates) == (0, 5) and no_rows(again)
-    assert restarted.unsnapshotted == {"s1", "s3"}
-    snapshot = restarted.snapshot_rows(6)
+    assert restarted.cache.unsnapshotted == {"s1", "s3"}
+    snapshot = restarted.cache.snapshot_rows(6)
     # s1 and s3 changed through the replay of batch v4 only; s2 is its snapshot
     assert sorted(r[0] for r in snapshot) == ["s1", "s3"]
     assert {r[col("student_state", "version")] for r in snapshot} == {6}
-    assert restarted.unsnapshotted == set() and restarted.snapshot_rows(7) == []
+    assert restarted.cache.unsnapshotted == set() and restarted.cache.snapshot_rows(7) == []
 
     # the snapshot is the one a processor that never restarted would take
     assert processor.process(resent, NOW, 5).counted == 0
-    assert snapshot_view(snapshot) == snapshot_view(processor.snapshot_rows(6))
+    assert snapshot_view(snapshot) == snapshot_view(processor.cache.snapshot_rows(6))
     store.insert("student_state", snapshot)
     # a reload now replays nothing for s1 and s3 and is the state of that processor
     reloaded = EventProcessor(store)
     assert reloaded.process(resent, NOW, 8).counted == 0
     assert store.replays[-1] == ({"s1": 6, "s2": 2, "s3": 6}, [])
     for sid in ("s1", "s2", "s3"):
-        assert canonical(reloaded.states[sid]) == canonical(processor.states[sid]), sid
+        assert canonical(reloaded.cache.states[sid]) == canonical(processor.cache.states[sid]), sid
 
 
 HOT_STREAM = [
@@ -643,9 +637,14 @@ def test_snapshot_and_replay_give_the_state_of_a_processor_that_never_restarted(
         resent = batch(events)  # reloads every student, changes nothing
         assert restarted.process(resent, NOW, 5).counted == 0
         assert processor.process(resent, NOW, 5).counted == 0
-        assert set(restarted.states) == set(processor.states) == {"s1", "s2"}
+        assert set(restarted.cache.states) == set(processor.cache.states) == {"s1", "s2"}
         for sid in ("s1", "s2"):
-            assert canonical(restarted.states[sid]) == canonical(processor.states[sid]), (run, sid)
+            assert canonical(restarted.cache.states[sid]) == canonical(
+                processor.cache.states[sid]
+            ), (
+                run,
+                sid,
+            )
 
 
 # ------------------------------------------------------------------ cache eviction
@@ -680,14 +679,14 @@ def run_batches(cache_students: int) -> tuple[list[BatchResult], MemoryStore, Ev
         result = processor.process(batch(payloads, offset), now=NOW, version=version)
         offset += len(payloads)
         store.write(result)
-        changed = set(processor.unsnapshotted)
+        changed = set(processor.cache.unsnapshotted)
         if number in SNAPSHOT_AFTER:
             version += 1
             store.snapshot(processor, version)
             changed = set()
-        before = list(processor.states)
-        processor.evict()
-        after = list(processor.states)
+        before = list(processor.cache.states)
+        processor.cache.evict()
+        after = list(processor.cache.states)
         assert after == [sid for sid in before if sid in after]  # order of use kept
         assert changed <= set(after)  # changed since the last snapshot: never dropped
         assert len(after) == min(len(before), max(cache_students, len(changed)))
@@ -696,165 +695,6 @@ def run_batches(cache_students: int) -> tuple[list[BatchResult], MemoryStore, Ev
         assert clean_after == clean_before[len(clean_before) - len(clean_after) :]  # LRU first
         results.append(result)
     return results, store, processor
-
-
-def test_cache_eviction_reloads_states_with_identical_results() -> None:
-    small, small_store, small_processor = run_batches(cache_students=1)
-    large, large_store, large_processor = run_batches(cache_students=1000)
-    assert len(small_processor.states) == 3  # batch 6 changed s1, s2, s4: no snapshot since
-    assert len(large_processor.states) == 4
-    assert len(small_store.loads) > len(large_store.loads)  # evicted states were reloaded
-    for got, expected in zip(small, large, strict=True):
-        assert got.tables == expected.tables
-        assert (got.counted, got.duplicates) == (expected.counted, expected.duplicates)
-    assert small_store.tables == large_store.tables  # snapshots included
-    # the expectation, by hand: duplicates a1 and b1 (hot), old-b (old) are dropped
-    assert [r.duplicates for r in small] == [0, 0, 1, 1, 1, 0]
-    assert small_store.summary("s1")["total_points"] == 10 + 10  # l1 once, l3
-    assert small_store.summary("s2")["total_points"] == 10 + 10 + 10  # l1, l7, l2
-    assert small_store.summary("s3")["total_points"] == 9  # quizzes 55, 90, 95 -> best 95
-    assert small_store.summary("s3")["events_counted"] == 3
-
-
-def test_frozen_idle_states_give_identical_results() -> None:
-    """States kept as snapshot JSON and rebuilt on their next event change nothing."""
-    results = {}
-    for hot in (0, 1):
-        store = MemoryStore()
-        processor = EventProcessor(store, hot_students=hot)
-        got, offset, version, frozen = [], 0, 0, 0
-        for number, payloads in enumerate(BATCHES, start=1):
-            version += 1
-            result = processor.process(batch(payloads, offset), now=NOW, version=version)
-            offset += len(payloads)
-            store.write(result)
-            if number in SNAPSHOT_AFTER:
-                version += 1
-                store.snapshot(processor, version)
-            frozen += processor.freeze(protect=set(result.students))
-            got.append((result.tables, result.counted, result.duplicates))
-        results[hot] = (got, store.tables, frozen, len(store.loads))
-    (plain, plain_tables, never, plain_loads), (thawed, thawed_tables, frozen, loads) = (
-        results[0],
-        results[1],
-    )
-    assert never == 0 and frozen > 0
-    assert thawed == plain and thawed_tables == plain_tables
-    assert loads == plain_loads  # rebuilt from memory, not read from the store again
-
-
-def write_one_lesson_each(
-    store: MemoryStore, processor: EventProcessor, students: list[str]
-) -> None:
-    """One written batch per student in turn (version n): lesson ``e-<student>-<n>``."""
-    for version, student in enumerate(students, start=1):
-        event = lesson(f"e-{student}-{version}", HOT, student=student)
-        store.write(processor.process(batch([event]), NOW, version))
-
-
-def test_freeze_keeps_changed_and_protected_states_as_objects() -> None:
-    store = MemoryStore()
-    processor = EventProcessor(store, hot_students=1)
-    write_one_lesson_each(store, processor, ["s1", "s2", "s3"])
-    assert processor.freeze() == 0  # nothing is in a snapshot yet
-    store.snapshot(processor, version=4)
-    assert processor.freeze(protect={"s1"}) == 2  # s1 protected: over the one hot state
-    assert list(processor.states) == ["s1"] and list(processor.frozen) == ["s2", "s3"]
-    loads = len(store.loads)
-    result = processor.process(batch([lesson("e-s2-b", HOT, "l2", student="s2")]), NOW, 5)
-    assert result.counted == 1 and len(store.loads) == loads  # thawed, not reloaded
-    assert list(processor.states) == ["s1", "s2"] and list(processor.frozen) == ["s3"]
-    assert processor.freeze() == 1  # s1 goes; s2 changed since the snapshot: stays an object
-    assert list(processor.states) == ["s2"] and list(processor.frozen) == ["s3", "s1"]
-    processor.forget_partitions({0})
-    assert not processor.states and not processor.frozen
-
-
-def test_freezing_reuses_the_snapshot_json_of_the_same_state() -> None:
-    store = MemoryStore()
-    processor = EventProcessor(store, hot_students=3)  # three states: none packed
-    write_one_lesson_each(store, processor, ["s1", "s2", "s3"])
-    assert not processor._packed
-    states = dict(processor.states)
-    expected = {sid: decompress_state(compress_state(state)) for sid, state in states.items()}
-    store.snapshot(processor, version=4)
-    snapshot_json = {sid: orjson.loads(text) for sid, text in processor._snapshot_json.items()}
-    processor.hot_students = 1
-    assert processor.freeze() == 2
-    assert not processor._snapshot_json  # kept only until this freeze
-    for sid, (_, version, frozen) in processor.frozen.items():
-        assert version == 4
-        assert decompress_state(frozen) == snapshot_json[sid]
-        assert decompress_state(frozen) == {**expected[sid], "v": 4}
-
-
-def test_states_changed_while_freezing_are_packed_after_their_batch() -> None:
-    store = MemoryStore()
-    processor = EventProcessor(store, hot_students=1)
-    write_one_lesson_each(store, processor, ["s1", "s2", "s3"])
-    # s1's batch left one state, within hot_students; s2's and s3's were over it.
-    assert sorted(processor._packed) == ["s2", "s3"]
-    states = processor.states
-    now_json = {sid: decompress_state(compress_state(state)) for sid, state in states.items()}
-    snapshot = snapshot_view(store.snapshot(processor, version=4))
-    assert list(processor._snapshot_json) == ["s1"]  # the others freeze from the packed JSON
-    for sid in ("s1", "s2", "s3"):  # packed or not: the same row as the state makes now
-        assert snapshot[sid] == snapshot_view([rows.state_row(processor.states[sid], 4)])[sid]
-    assert processor.freeze() == 2
-    assert list(processor.frozen) == ["s1", "s2"]  # the least recently used
-    for sid, (_, version, frozen) in processor.frozen.items():
-        assert version == 4
-        assert {**decompress_state(frozen), "v": 4} == {**now_json[sid], "v": 4}
-    # s1's JSON is its snapshot's; s2's was packed after its batch, before the snapshot
-    assert [decompress_state(f)["v"] for _, _, f in processor.frozen.values()] == [4, 0]
-    assert not set(processor._packed) & set(processor.frozen)  # handed over, not kept twice
-    thawed = "s2"
-    processor.process(batch([lesson(f"e-{thawed}-5", HOT, "l9", student=thawed)]), NOW, 5)
-    assert processor.states[thawed].version == 4  # the snapshot's, not the packed "v"
-    (row,) = processor.snapshot_rows(6)  # packed again after the change, and it holds it
-    assert snapshot_view([row]) == snapshot_view([rows.state_row(processor.states[thawed], 6)])
-    assert orjson.loads(row[rows.COLUMNS["student_state"].index("state")])["n"] == 2
-
-
-def test_a_state_changed_while_not_packing_drops_its_older_packed_json() -> None:
-    store = MemoryStore()
-    processor = EventProcessor(store, hot_students=1)
-    write_one_lesson_each(store, processor, ["s1", "s2"])
-    assert "s2" in processor._packed
-    processor.hot_students = 5  # all fit now: nothing is packed
-    store.write(processor.process(batch([lesson("e-s2-9", HOT, "l9", student="s2")]), NOW, 3))
-    assert "s2" not in processor._packed
-    (row,) = [r for r in store.snapshot(processor, 4) if r[0] == "s2"]
-    assert orjson.loads(row[2])["n"] == 2  # both lessons, not the packed one
-
-
-def test_states_are_evicted_only_after_a_snapshot() -> None:
-    store = MemoryStore()
-    processor = EventProcessor(store, cache_students=1)
-    write_one_lesson_each(store, processor, ["s1", "s2", "s3"])
-    assert processor.evict() == 0  # above its size, but nothing is in a snapshot yet
-    assert list(processor.states) == ["s1", "s2", "s3"]
-    store.snapshot(processor, version=4)
-    assert processor.evict() == 2
-    assert list(processor.states) == ["s3"]  # the most recently used
-
-
-def test_evict_drops_least_recently_used_first() -> None:
-    store = MemoryStore()
-    processor = EventProcessor(store, cache_students=2)
-    write_one_lesson_each(store, processor, ["s1", "s2", "s3", "s1"])
-    assert processor.evict() == 0 and len(processor.states) == 3  # no snapshot yet
-    store.snapshot(processor, version=5)
-    assert processor.evict() == 1
-    assert list(processor.states) == ["s3", "s1"]  # s2 was the least recently used
-
-    store.write(processor.process(batch([lesson("e-s2-6", HOT, student="s2")]), NOW, 6))
-    # s3 and s1 used again (duplicates: nothing changes), s2 becomes the least recently used
-    assert processor.process(batch([lesson("e-s3-3", HOT, student="s3")]), NOW, 7).counted == 0
-    assert processor.process(batch([lesson("e-s1-4", HOT, student="s1")]), NOW, 8).counted == 0
-    assert list(processor.states) == ["s2", "s3", "s1"]
-    assert processor.evict() == 1
-    assert list(processor.states) == ["s2", "s1"]  # s2 is not in a snapshot: s3 goes instead
 
 
 def test_new_students_start_without_a_look_up_known_ones_are_loaded() -> None:
@@ -949,13 +789,13 @@ def test_rows_carry_the_version_given(version: int) -> None:
         assert {r[col(table, time_col)] for r in result.tables[table]} == {NOW.timestamp()}
 
     snapshot_version = version + 1  # the snapshot carries its own version
-    (state_row,) = processor.snapshot_rows(snapshot_version)
+    (state_row,) = processor.cache.snapshot_rows(snapshot_version)
     assert state_row[col("student_state", "student_id")] == "s1"
     assert state_row[col("student_state", "version")] == snapshot_version
     assert state_row[col("student_state", "kafka_partition")] == 4
     blob = orjson.loads(state_row[col("student_state", "state")])
     assert (blob["v"], blob["p"], blob["n"]) == (snapshot_version, 4, 2)
-    assert processor.snapshot_rows(snapshot_version + 1) == []  # nothing changed since
+    assert processor.cache.snapshot_rows(snapshot_version + 1) == []  # nothing changed since
 
 
 def test_rows_of_a_batch_describe_the_students_state() -> None:
@@ -1095,7 +935,7 @@ def test_any_batching_snapshots_restarts_and_crashes_give_the_same_tables() -> N
                 store.insert(table, [row])
             if rng.random() < 0.3:  # a snapshot between batches
                 version += 1
-                snapshot = processor.snapshot_rows(version)
+                snapshot = processor.cache.snapshot_rows(version)
                 if snapshot and rng.random() < 0.25:  # the worker dies while writing it
                     crashes["snapshot"] += 1
                     store.insert("student_state", snapshot[: rng.randint(0, len(snapshot) - 1)])
@@ -1105,14 +945,14 @@ def test_any_batching_snapshots_restarts_and_crashes_give_the_same_tables() -> N
             if rng.random() < 0.2:  # a clean restart: changes since the snapshot not written
                 crashes["restart"] += 1
                 processor = EventProcessor(store, cache_students=cache, hot_students=hot)
-            processor.evict()
-            processor.freeze()
-            assert processor.unsnapshotted <= set(processor.states)
-            assert not set(processor.states) & set(processor.frozen)
-            kept = len(processor.states) + len(processor.frozen)
-            assert kept <= max(cache, len(processor.unsnapshotted))
+            processor.cache.evict()
+            processor.cache.freeze()
+            assert processor.cache.unsnapshotted <= set(processor.cache.states)
+            assert not set(processor.cache.states) & set(processor.cache.frozen)
+            kept = len(processor.cache.states) + len(processor.cache.frozen)
+            assert kept <= max(cache, len(processor.cache.unsnapshotted))
             if hot:
-                assert len(processor.states) <= max(hot, len(processor.unsnapshotted))
+                assert len(processor.cache.states) <= max(hot, len(processor.cache.unsnapshotted))
         assert final_tables(store) == expected, f"run {run}"
 
         # every event is known after a restart, and the rebuilt states are the right ones

@@ -121,7 +121,7 @@ def test_known_students_are_those_with_a_summary_or_a_snapshot(
     sink.write(processor.process([m for s in written for m in _messages(s)], NOW, 8).tables)
     snapshot_only = f"snapshot-{unique_id}"
     processor.process(_messages(snapshot_only), NOW, 9)  # its rows are not written ...
-    snapshot = [row for row in processor.snapshot_rows(10) if row[0] == snapshot_only]
+    snapshot = [row for row in processor.cache.snapshot_rows(10) if row[0] == snapshot_only]
     sink.write({"student_state": snapshot})  # ... its snapshot is
     known = sink.known_students()
     assert all(known.may_know(s) for s in [*written, snapshot_only])
@@ -171,7 +171,7 @@ def test_arrow_and_json_inserts_store_the_same_rows(
     ]
     processor = EventProcessor(ClickHouseSink(ch_client))
     tables = processor.process(messages, NOW, 7).tables
-    tables["student_state"] = processor.snapshot_rows(8)
+    tables["student_state"] = processor.cache.snapshot_rows(8)
     ClickHouseSink(ch_client).write(tables)  # JSON lines, as to a server
     ClickHouseSink(empty_db, embedded_engine=True).write(tables)  # Arrow columns
     for table in ARROW_SCHEMAS:
