@@ -7,29 +7,30 @@ export PYTHONPATH := $(CURDIR)
 
 .PHONY: run worker api migrate demo token test test-unit test-integration lint compose-check bench bench-quick chaos clean
 
-$(VENV)/.installed: requirements.lock
+$(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .   # .venv/bin/eduknit
 	touch $@
 
 run: $(VENV)/.installed          ## broker + worker + API on this machine (Ctrl-C stops all)
-	$(PY) -m eduknit.cli run
+	$(VENV)/bin/eduknit run
 
 worker: $(VENV)/.installed       ## only the Faust worker (ClickHouse server + existing Kafka)
-	$(PY) -m eduknit.cli worker
+	$(VENV)/bin/eduknit worker
 
 api: $(VENV)/.installed          ## only the API (ClickHouse server + existing Kafka)
-	$(PY) -m eduknit.cli api
+	$(VENV)/bin/eduknit api
 
 migrate: $(VENV)/.installed      ## apply ClickHouse migrations
-	$(PY) -m eduknit.cli migrate
+	$(VENV)/bin/eduknit migrate
 
 demo: $(VENV)/.installed         ## fill the running stack with ~500 students over 60 days
-	$(PY) -m eduknit.cli demo
+	$(VENV)/bin/eduknit demo
 
 token: $(VENV)/.installed        ## make token STUDENT=s1 [ROLE=admin]
-	$(PY) -m eduknit.cli token $(or $(STUDENT),s1) --role $(or $(ROLE),student)
+	$(VENV)/bin/eduknit token $(or $(STUDENT),s1) --role $(or $(ROLE),student)
 
 test: $(VENV)/.installed lint    ## lint, unit and integration tests
 	$(PY) -m pytest -q -p no:cacheprovider tests
@@ -43,7 +44,7 @@ test-integration: $(VENV)/.installed
 chaos: $(VENV)/.installed         ## long fault runs (~10 min): prints fault | sent | counted | duplicates | lost | result
 	$(PY) -m bench.chaos
 
-bench: $(VENV)/.installed         ## issue #4 benchmarks at full size (~15 min); updates BENCHMARKS.md
+bench: $(VENV)/.installed         ## every benchmark at full size (~15 min); updates BENCHMARKS.md
 	$(PY) -m bench.run
 
 bench-quick: $(VENV)/.installed   ## the same code paths at small sizes (< 3 min)

@@ -1,1 +1,1 @@
-"""The dashboard HTTP API (SPEC §5); see ``api/README.md`` and ``api.main.create_app``."""
+"""The dashboard HTTP API (docs/api.md); see ``api/README.md`` and ``api.main.create_app``."""

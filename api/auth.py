@@ -1,11 +1,11 @@
-"""Bearer tokens and who may read or write whose data (SPEC §5), without FastAPI.
+"""Bearer tokens and who may read or write whose data (docs/api.md), without FastAPI.
 
 Tokens are JWTs signed with HS256 and ``EDUKNIT_JWT_SECRET``; no other
 algorithm is accepted (``none`` included). ``sub`` (the studentId, 1-128 chars)
 is required, ``exp`` is enforced when present (``nbf`` too), ``role`` is
 ``student`` (default), ``service`` or ``admin``.
 
-Access rules (the SPEC's, plus the choices where it is silent):
+Access rules (the contract's, plus the choices where it is silent):
 
 - reading: a student reads their own data; passing their own id as
   ``studentId`` is fine, another id is 403. ``admin`` and ``service`` may read
@@ -13,7 +13,7 @@ Access rules (the SPEC's, plus the choices where it is silent):
 - writing: a student writes for themselves only. ``service`` may write for
   anyone and must say for whom with ``studentId`` (422 when missing: a
   service's ``sub`` is not a learner). ``admin`` writes only for its own ``sub``
-  (the SPEC grants admins reading, not writing, for others).
+  (the contract grants admins reading, not writing, for others).
 - a token with an unknown ``role`` is authentic but grants nothing: 403.
 
 ``AuthError`` carries the HTTP status (401 or 403) and a message safe to show.

@@ -1,11 +1,11 @@
-"""The dashboard's read-time derivations (SPEC §4), as pure functions.
+"""The dashboard's read-time derivations (docs/api.md § The rules behind the numbers), as pure functions.
 
 Input: the records of one student (``api.records``) and the request's "today".
 Output: the response models of ``api.models`` (/statistics also as its body,
 ``statistics_body``, written from the same wire form). Nothing here does I/O or
 reads the clock, so every rule is unit-tested with a fixed "today".
 
-Rounding is Python's ``round`` (the SPEC's formulas; an exact half goes to the
+Rounding is Python's ``round`` (the contract's formulas; an exact half goes to the
 even digit). Percentages, averages and scores have 1 decimal, hours 2. Minutes
 and scores are added in millionths like the worker does (``exact_sum``), so a
 total does not depend on the order of its parts (float addition does).
@@ -44,7 +44,7 @@ def exact_sum(values: Iterable[float]) -> float:
 
 # ------------------------------------------------------------------ courses
 def course_progress(course: CourseRecord, entry: CatalogEntry | None) -> float:
-    """SPEC §4.1: catalog ratio when the catalog knows the course, else reported, else 0."""
+    """docs/api.md § The rules behind the numbers: catalog ratio when the catalog knows the course, else reported, else 0."""
     if entry is not None and not entry.deleted and entry.total_lessons > 0:
         ratio = 100.0 * course.completed_lessons / entry.total_lessons
         return min(100.0, round(ratio, 1))
@@ -120,7 +120,7 @@ def longest_streak(active_days: Iterable[dt.date]) -> int:
 
 # ------------------------------------------------------------------- points
 def level_of(points: int) -> tuple[int, int]:
-    """SPEC §4.3: (level, pointsToNextLevel)."""
+    """docs/api.md § The rules behind the numbers: (level, pointsToNextLevel)."""
     return points // POINTS_PER_LEVEL + 1, POINTS_PER_LEVEL - points % POINTS_PER_LEVEL
 
 
@@ -195,7 +195,7 @@ def statistics_body(student_id: str, data: StudentData, today: dt.date, days: in
     orjson, byte for byte what the model would write (tests/unit/test_api_metrics.py
     checks both on random data), without building the model: a 365-day answer was
     ~0.42 of its ~0.88 ms in validating and writing 365 models (BENCHMARKS.md,
-    twelfth session)."""
+    § Reads)."""
     return orjson.dumps(statistics_wire(student_id, data, today, days))
 
 

@@ -1,7 +1,7 @@
-"""The HTTP wire format of the dashboard API (SPEC §5), as pydantic models.
+"""The HTTP wire format of the dashboard API (docs/api.md), as pydantic models.
 
 Field names are snake_case in Python and camelCase on the wire (the alias), so
-``/openapi.json`` and ``/docs`` show exactly the SPEC's names. Timestamps are
+``/openapi.json`` and ``/docs`` show exactly the contract's names. Timestamps are
 already-formatted RFC 3339 UTC strings (``2026-11-26T09:00:00Z``); dates are
 ``YYYY-MM-DD``. The request body model accepts camelCase only and ignores
 unknown fields, like the event topic does.
@@ -144,7 +144,7 @@ class ProgressUpdateRequest(BaseModel):
     """Body of ``POST /api/dashboard/progress/update`` (camelCase, as the front end sends it).
 
     ``occurredAt`` must be RFC 3339 with an offset (the route also refuses it
-    more than 24 h ahead); ``timezone`` (an optional extension of the SPEC's
+    more than 24 h ahead); ``timezone`` (an optional extension of the contract's
     body, passed on to the event) must be a known IANA zone.
     """
 

@@ -1,6 +1,6 @@
 """Dashboard notifications, derived at read time from the stored aggregates.
 
-SPEC §5 only names the kinds; the rules chosen here:
+docs/api.md only names the kinds; the rules chosen here:
 
 - ``level_up``: one per level reached, "Reached level N", ``at`` = when the
   points total first reached the level (``student_summary.level_reached_at``).

@@ -1,6 +1,6 @@
 """``POST progress/update``: the body becomes a ``lesson_progress`` event, then we wait.
 
-``build_event`` makes the event in the wire format of SPEC §2 (camelCase):
+``build_event`` makes the event in the wire format of docs/api.md § Learning events (camelCase):
 ``eventId`` is a new uuid4 hex when absent, ``occurredAt`` is now (UTC, ``Z``)
 when absent, and a given ``occurredAt`` must be RFC 3339 with an offset, not
 before 1970 and not further ahead than the worker accepts

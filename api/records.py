@@ -49,7 +49,7 @@ class SummaryRecord:
     active_days: tuple[dt.date, ...] = ()  # sorted
     level_reached_at: tuple[dt.datetime, ...] = ()  # element i: when level i+2 was reached
     last_event_tz: str = ""
-    # The SPEC's recentActivity list: JSON text (student_summary) or decoded (payload).
+    # The contract's recentActivity list: JSON text (student_summary) or decoded (payload).
     recent_activity: str | list[dict[str, Any]] = "[]"
 
 

@@ -1,4 +1,4 @@
-"""Benchmark harness (issue #4): scripts that print numbers, not timed tests.
+"""Benchmark harness: scripts that print numbers, not timed tests.
 
 ``python -m bench.run [--quick]`` runs every part and prints one table
 (metric | measured | reference/target | pass?); ``make bench`` / ``make bench-quick``

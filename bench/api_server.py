@@ -9,7 +9,7 @@ writes (the read benchmark needs no Kafka), and adds two baseline routes:
 - ``GET /bench/recompute/realtime`` and ``GET /bench/recompute/statistics?days=N``:
   the same dashboards computed on every request from the raw events alone, as a
   design without aggregates would: one SQL query reads the student's rows of
-  ``learning_events FINAL`` (with the catalog joined), and the SPEC rules are
+  ``learning_events FINAL`` (with the catalog joined), and the contract's rules are
   replayed in Python by ``testkit/reference.py`` (the independent model the tests
   compare the API with, so the answers are the same). Same auth, same thread pool.
 """

@@ -1,4 +1,4 @@
-"""``make chaos``: the long fault-injection runs of issue #3, summed up in one table.
+"""``make chaos``: the long fault-injection runs, summed up in one table.
 
 Each fault runs on a fresh stack (``python -m eduknit.cli run`` with
 ``EDUKNIT_FAULTS=1``, see ``testkit/harness.py``) while a producer streams

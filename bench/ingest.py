@@ -15,10 +15,10 @@ and every message into it, then runs one consumer at a time on that same topic:
    ``bench.verify_ingest`` checks the data it wrote;
 2. ``bench.faust_counter``: a bare Faust agent that only counts (the ceiling);
 3. ``bench/quix_agg.py`` in ``bench/.venv-quix`` (created on first use), its
-   results compared with the workload's expectation: the issue's reference
+   results compared with the workload's expectation: the reference
    aggregation (dedup, points, minutes per local day), much less work than the
    worker's;
-4. ``bench/quix_full.py`` in the same virtualenv: the worker's whole job (SPEC §4
+4. ``bench/quix_full.py`` in the same virtualenv: the worker's whole job (every rule,
    with the project's own code, six tables into an embedded ClickHouse) in
    quixstreams, timed from its first message to the write that completes the last,
    then checked by the same ``bench.verify_ingest`` as the worker.
@@ -74,9 +74,9 @@ QUIX_MARKER = QUIX_VENV / ".installed-pins"
 # only the timestamp and the message count are relied on (the rest of the line changes).
 BATCH_LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})[^\n]*?batch: (\d+) messages")
 REFERENCE = {
-    "ceiling": "14–15k ev/s (issue, bare Faust counter)",
-    "naive_faust": "2.5–2.9k ev/s (issue, Faust agent updating 3 tables)",
-    "plain_loop": "100k–180k ev/s (issue, confluent loop, dict state)",
+    "ceiling": "14–15k ev/s (reference, bare Faust counter)",
+    "naive_faust": "2.5–2.9k ev/s (reference, Faust agent updating 3 tables)",
+    "plain_loop": "100k–180k ev/s (reference, confluent loop, dict state)",
 }
 
 
@@ -363,7 +363,7 @@ def ingest(
             say(f"ingest: ceiling {raw['ceiling']['events_per_s']:,.0f} ev/s; quixstreams")
             raw["quix"] = run_quix(broker.bootstrap_servers, total, wl, workdir, timeout)
             say(f"ingest: quixstreams {raw['quix']['events_per_s']:,.0f} ev/s; "
-                "quixstreams, full SPEC §4 + ClickHouse sink")  # fmt: skip
+                "quixstreams, full rules + ClickHouse sink")  # fmt: skip
             raw["quix_full"] = run_quix_full(
                 broker.bootstrap_servers, total, workdir, expected_path, timeout,
                 catalog=len(wl.catalog),
@@ -394,7 +394,7 @@ def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
     if quix:
         quix_ok = quix["bad_points"] == 0 and quix["bad_minutes"] == 0
         rows += [
-            Metric("ingest: quixstreams, points + minutes only (issue's reference aggregation), "
+            Metric("ingest: quixstreams, points + minutes only (the reference aggregation), "
                    "events/s", f"{quix['events_per_s']:,.0f}", "worker must be ahead",
                    w["events_per_s"] > quix["events_per_s"]),
             Metric("ingest: quixstreams results correct",
@@ -406,7 +406,7 @@ def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
     full = raw.get("quix_full")
     if full:
         rows += [
-            Metric("ingest: quixstreams, full SPEC §4 + ClickHouse sink, events/s",
+            Metric("ingest: quixstreams, full rules + ClickHouse sink, events/s",
                    f"{full['events_per_s']:,.0f}", "worker must be ahead",
                    w["events_per_s"] > full["events_per_s"]),
             Metric("ingest: quixstreams full results correct", _verified_text(full["verify"]),
@@ -418,7 +418,7 @@ def ingest_metrics(raw: dict[str, Any]) -> list[Metric]:
         Metric("ingest: worker results correct", _verified_text(v),
                "all equal (testkit/reference.py)", _verified_ok(v)),
         Metric("ingest: worker CPU s during ingest (µs/msg)", _cpu_text(w, raw["messages"]),
-               "ceiling ~80 µs/ev of Faust consumer path (INFRA-FACTS)", None),
+               "ceiling ~80 µs/ev of Faust consumer path (measured bare)", None),
         Metric("ingest: worker events/s if that CPU were spread over all cores",
                f"{_cores_bound(w, raw['messages']):,.0f} ({os.cpu_count()} cores)",
                "the most any split over threads or processes could reach", None),

@@ -10,7 +10,7 @@ the project's pure code:
   (``bench.quix_rows.process_message``): ``schemas.events.parse_event`` and the
   worker's key check (invalid messages become dead letters), dedup by an
   ``id:<eventId>`` key in the student's keyed state (exact, no time horizon), and
-  SPEC §4 by ``streams.student_state.StudentState``, kept in the keyed state as its
+  docs/api.md § The rules behind the numbers by ``streams.student_state.StudentState``, kept in the keyed state as its
   ``to_dict()`` under ``"s"`` (RocksDB + changelog topic, at-least-once);
 - a ``BatchingSink`` (``EventsSink``) that, per ``write(batch)`` (one per
   partition and checkpoint), builds the worker's rows with ``streams.rows``
@@ -23,7 +23,7 @@ the project's pure code:
 Settings: the narrow peer's consumer settings (session 6 s, heartbeat 1 s: Tansu's
 group join waits half the session timeout; earliest; at-least-once) and its
 ``commit_interval`` of 0.5 s. A checkpoint is what makes rows visible, so it is
-kept at 0.5 s for the SPEC's freshness (the worker's p99 produce → /realtime is
+kept at 0.5 s for the contract's freshness (the worker's p99 produce → /realtime is
 under 1 s); 1 s was ~4 % faster at 60k events. The young-generation GC threshold
 is the worker's (1M allocations, ``streams.app``): ~5 % at 60k events.
 
@@ -36,7 +36,7 @@ engine, so the verifier can open the data dir in its own process.
 
 ``bench/quix_agg.py`` is the narrow peer: dedup, points and minutes per local day
 only, into a dict, imports nothing from the project. This one does the worker's
-work (every SPEC §4 metric, six ClickHouse tables, the dashboards) with the same
+work (every docs/api.md § The rules behind the numbers metric, six ClickHouse tables, the dashboards) with the same
 code, so the two frameworks can be compared with the work held equal.
 """
 

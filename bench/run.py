@@ -1,4 +1,4 @@
-"""``make bench`` / ``make bench-quick``: every benchmark of issue #4 in one run, one table.
+"""``make bench`` / ``make bench-quick``: every benchmark in one run, one table.
 
 ``python -m bench.run [--quick] [--only ingest,memory,reads,freshness] [--profile]``
 runs, one after another (never two at once: the machine has 2 cores):

@@ -1,7 +1,7 @@
 """Signed JWTs for users of the API (demo, tests, operators).
 
 Tokens are HS256 with ``sub`` = student id, ``role`` and ``exp``, exactly what
-the API accepts (SPEC §5).
+the API accepts (docs/api.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Kafka topics of SPEC §2 and their creation (idempotent).
+"""The Kafka topics of docs/api.md § Learning events and their creation (idempotent).
 
 ``ensure_topics`` creates the topics that are missing, with the settings they
 need (the catalog is compacted); topics that exist are left as they are.

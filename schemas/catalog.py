@@ -1,4 +1,4 @@
-"""Wire format of the compacted topic ``course-catalog`` (SPEC §2).
+"""Wire format of the compacted topic ``course-catalog`` (docs/api.md § Learning events).
 
 Key = ``courseId``; a later message for a course replaces the earlier one; a
 message with no value (a tombstone) removes the course from the catalog.

@@ -1,4 +1,4 @@
-"""Wire format of topic ``learning-events`` (SPEC §2) and its parsing.
+"""Wire format of topic ``learning-events`` (docs/api.md § Learning events) and its parsing.
 
 ``parse_event`` turns the raw bytes of one Kafka message into a ``ParsedEvent``
 with the derived values every metric needs (epoch milliseconds, learner-local
@@ -150,7 +150,7 @@ def parse_event(
     if len(raw) > max_bytes:
         raise InvalidMessage(f"message is {len(raw)} bytes, over the limit of {max_bytes}")
     try:
-        # by_name=False: only the camelCase names of the wire format count (SPEC §2)
+        # by_name=False: only the camelCase names of the wire format count (docs/api.md § Learning events)
         event = LearningEvent.model_validate_json(raw, by_name=False)
     except ValidationError as exc:
         raise first_error(exc) from None

@@ -56,7 +56,7 @@ Clock = Callable[[], dt.datetime]
 # or dropped, so the states changed since the last snapshot all stay objects (~6 KiB
 # each). At 100k students: 50k ended ~75 MiB higher than 20k; 15k held the median RSS
 # of the run's second half at 946-957 MiB against 992-1,012 with 20k, and 10k at
-# 902-919, at the same events/s within the noise (BENCHMARKS.md, seventh session).
+# 902-919, at the same events/s within the noise (BENCHMARKS.md, § Memory).
 SNAPSHOT_MAX_PENDING = 15_000
 PENDING_WRITE_GRACE = 10.0  # seconds a stopping agent waits for its write in flight
 # States per snapshot insert: a snapshot holds up to SNAPSHOT_MAX_PENDING states of
@@ -191,12 +191,12 @@ class Worker:
                     raise
                 snapshot = self._snapshot_rows_if_due()
                 # Encode batch N+1 while batch N is still being written: waiting first
-                # left the loop idle ~20-50 ms per batch (BENCHMARKS.md, eighth session).
+                # left the loop idle ~20-50 ms per batch (BENCHMARKS.md, § Ingest).
                 prepared = self.writer.prepare(result.tables, *_snapshot_chunks(snapshot))
                 # Encoded: the rows are not needed any more, so they are not kept until
                 # the write is done, through the next batch (a snapshot's texts go once
                 # the states are frozen below). At 1M events / 100k students the median
-                # RSS went from 888-928 to 851-868 MiB (BENCHMARKS.md, ninth session).
+                # RSS went from 888-928 to 851-868 MiB (BENCHMARKS.md, § Memory).
                 result.tables = {}
                 snapshotted, snapshot = bool(snapshot), []
                 if pending is not None:

@@ -18,7 +18,7 @@ frozen compressed JSON, and the policy that bounds them); a state it dropped is
 loaded again from the store. Students never seen (not in the ``KnownStudents``
 Bloom filter) start empty without a look-up.
 
-Duplicates (SPEC: an ``eventId`` seen twice counts once), in two tiers:
+Duplicates (the contract: an ``eventId`` seen twice counts once), in two tiers:
 - an event that happened within ``recent_ids_days`` is checked against the ids
   kept in the student's state (rebuilt by the replay, so it survives restarts);
 - an older event is looked up in ``learning_events``: if it is there, it was
@@ -43,7 +43,7 @@ from streams.student_state import StudentState
 PRUNE_MARGIN_MS = 3_600_000
 # Per-student state lives with the partition of the student's key: a message keyed
 # otherwise would be counted by a worker that does not own the student.
-KEY_MISMATCH = "the message key must be the event's studentId (SPEC §2)"
+KEY_MISMATCH = "the message key must be the event's studentId (docs/api.md § Learning events)"
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass takes 4x as long to build (0.49 µs)

@@ -1,6 +1,6 @@
 """Compare the API's dashboards with the reference, field by field.
 
-``expected_realtime`` / ``expected_statistics`` compute what SPEC says the API
+``expected_realtime`` / ``expected_statistics`` compute what the contract (docs/api.md) says the API
 must answer, from all the events a student sent (duplicates included: the
 reference drops them itself) and the catalog; ``wait_for_match`` polls the API
 until it matches (the pipeline is asynchronous) and otherwise fails with the diff.

@@ -1,4 +1,4 @@
-"""An independent, naive reference of SPEC §3–§5: dashboards straight from events.
+"""An independent, naive reference of docs/api.md: dashboards straight from events.
 
 It shares no code with the pipeline: it deduplicates by ``eventId``, sorts the
 whole history by ``occurredAt`` and replays the rules literally. Integration and

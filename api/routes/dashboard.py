@@ -1,4 +1,4 @@
-"""``/api/dashboard/*``: the student dashboard (SPEC §5). Every route needs a bearer token.
+"""``/api/dashboard/*``: the student dashboard (docs/api.md). Every route needs a bearer token.
 
 Reads answer on the event loop from a dashboard payload still current in the
 ``api.dashboard_cache`` (no I/O); otherwise they read ClickHouse on the thread

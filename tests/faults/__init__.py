@@ -1,1 +1,1 @@
-"""Fault-injection tests: the real stack, killed, cut off and fed bad input (issue #3)."""
+"""Fault-injection tests: the real stack, killed, cut off and fed bad input."""

@@ -1,10 +1,10 @@
-"""Unit tests of the wire format of ``learning-events`` (SPEC §2) and local days (SPEC §3).
+"""Unit tests of the wire format of ``learning-events`` (docs/api.md § Learning events) and local days (docs/api.md § The rules behind the numbers).
 
 ``parse_event`` must accept every valid event with the derived values (epoch ms,
 learner-local date, zone label) and reject every message that breaks the table of
-SPEC §2 with an ``InvalidMessage`` naming the field and saying why. The example
+docs/api.md § Learning events with an ``InvalidMessage`` naming the field and saying why. The example
 payloads of ``schemas.examples`` are run through the parsers and the processor.
-Every expected value here is worked out by hand from the SPEC, never copied from
+Every expected value here is worked out by hand from the contract (docs/api.md), never copied from
 the implementation; the clock is fixed.
 """
 

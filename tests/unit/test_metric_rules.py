@@ -1,8 +1,8 @@
-"""Unit tests of the metric rules of SPEC §4 on ``StudentState`` and the rows built from it.
+"""Unit tests of the metric rules of docs/api.md § The rules behind the numbers on ``StudentState`` and the rows built from it.
 
 Every rule has named, parametrized cases. Expected values are derived by hand
 or by ``reference``: a naive implementation written here that deduplicates by
-``eventId``, sorts events by ``occurredAt`` and applies the SPEC literally. The
+``eventId``, sorts events by ``occurredAt`` and applies the contract literally. The
 order rule ("a late event is applied as if it had arrived in occurredAt order")
 is checked by applying the same events in every permutation (or many seeded
 shuffles) and comparing a canonical snapshot with the reference. No wall clock.
@@ -213,7 +213,7 @@ def row_time(ms_value: int) -> float:
 
 
 def reference(events: Sequence[ParsedEvent]) -> dict[str, Any]:
-    """SPEC §4 applied naively: dedupe by eventId, sort by occurredAt, replay."""
+    """docs/api.md § The rules behind the numbers applied naively: dedupe by eventId, sort by occurredAt, replay."""
     unique: dict[str, ParsedEvent] = {}
     for parsed in events:
         unique.setdefault(parsed.event_id, parsed)  # the first arrival of an id counts
