@@ -1,4 +1,4 @@
-"""The dashboard's read-time derivations (docs/api.md § The rules behind the numbers), as pure functions.
+"""The dashboard's read-time derivations (docs/api.md § Metric rules), as pure functions.
 
 Input: the records of one student (``api.records``) and the request's "today".
 Output: the response models of ``api.models`` (/statistics also as its body,
@@ -44,7 +44,8 @@ def exact_sum(values: Iterable[float]) -> float:
 
 # ------------------------------------------------------------------ courses
 def course_progress(course: CourseRecord, entry: CatalogEntry | None) -> float:
-    """docs/api.md § The rules behind the numbers: catalog ratio when the catalog knows the course, else reported, else 0."""
+    """Course progress (docs/api.md § Metric rules): catalog ratio when the catalog
+    knows the course, else reported, else 0."""
     if entry is not None and not entry.deleted and entry.total_lessons > 0:
         ratio = 100.0 * course.completed_lessons / entry.total_lessons
         return min(100.0, round(ratio, 1))
@@ -120,7 +121,7 @@ def longest_streak(active_days: Iterable[dt.date]) -> int:
 
 # ------------------------------------------------------------------- points
 def level_of(points: int) -> tuple[int, int]:
-    """docs/api.md § The rules behind the numbers: (level, pointsToNextLevel)."""
+    """docs/api.md § Metric rules: (level, pointsToNextLevel)."""
     return points // POINTS_PER_LEVEL + 1, POINTS_PER_LEVEL - points % POINTS_PER_LEVEL
 
 

@@ -1,4 +1,4 @@
-"""Clock, "today" and timestamp formatting for the API (docs/api.md § The rules behind the numbers), without I/O.
+"""Clock, "today" and timestamp formatting for the API (docs/api.md § Metric rules), without I/O.
 
 The clock is injected (``Clock``: a callable returning an aware UTC datetime) so
 tests pin "now". "Today" is the date in the request's ``tz`` when given, else in

@@ -4,7 +4,7 @@
 consumes ``learning-events`` from the beginning and keeps, per student in
 quixstreams' keyed RocksDB state (with its changelog topic, at-least-once):
 the event ids seen (dedup), first lesson completions and best quiz scores
-(points, docs/api.md § The rules behind the numbers) and minutes per learner-local day. Each counted event's new
+(points, docs/api.md § Metric rules) and minutes per learner-local day. Each counted event's new
 totals go to a batching sink (the peer of the worker's ClickHouse sink) that
 keeps the latest values per student and day. When the sink has received all
 ``N`` messages it writes ``{"points": {...}, "minutes": {...}, "first", "last"}``

@@ -10,7 +10,7 @@ the project's pure code:
   (``bench.quix_rows.process_message``): ``schemas.events.parse_event`` and the
   worker's key check (invalid messages become dead letters), dedup by an
   ``id:<eventId>`` key in the student's keyed state (exact, no time horizon), and
-  docs/api.md § The rules behind the numbers by ``streams.student_state.StudentState``, kept in the keyed state as its
+  every rule by ``streams.student_state.StudentState``, kept in the keyed state as its
   ``to_dict()`` under ``"s"`` (RocksDB + changelog topic, at-least-once);
 - a ``BatchingSink`` (``EventsSink``) that, per ``write(batch)`` (one per
   partition and checkpoint), builds the worker's rows with ``streams.rows``
@@ -36,7 +36,7 @@ engine, so the verifier can open the data dir in its own process.
 
 ``bench/quix_agg.py`` is the narrow peer: dedup, points and minutes per local day
 only, into a dict, imports nothing from the project. This one does the worker's
-work (every docs/api.md § The rules behind the numbers metric, six ClickHouse tables, the dashboards) with the same
+work (every docs/api.md § Metric rules metric, six ClickHouse tables, the dashboards) with the same
 code, so the two frameworks can be compared with the work held equal.
 """
 

@@ -150,7 +150,7 @@ def parse_event(
     if len(raw) > max_bytes:
         raise InvalidMessage(f"message is {len(raw)} bytes, over the limit of {max_bytes}")
     try:
-        # by_name=False: only the camelCase names of the wire format count (docs/api.md § Learning events)
+        # by_name=False: only the camelCase names of the wire format count (docs/api.md)
         event = LearningEvent.model_validate_json(raw, by_name=False)
     except ValidationError as exc:
         raise first_error(exc) from None

@@ -1,4 +1,4 @@
-"""Example payloads of the wire formats (docs/api.md § Learning events), for producers, docs and tests.
+"""Example payloads of the wire formats (docs/api.md), for producers, docs and tests.
 
 ``VALID_EVENTS`` holds one valid message of each event type of topic
 ``learning-events``; ``CATALOG_ENTRIES`` a message of topic ``course-catalog``;

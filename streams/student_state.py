@@ -1,4 +1,4 @@
-"""Per-student state and the rules of docs/api.md § The rules behind the numbers applied to it (pure logic).
+"""Per-student state and the rules of docs/api.md § Metric rules applied to it (pure logic).
 
 ``StudentState.apply`` takes one valid event and updates the facts every metric
 is derived from. The facts are chosen so that the result does not depend on the
@@ -333,7 +333,7 @@ class StudentState:
         return awards
 
     def total_points(self) -> int:
-        """Total points (docs/api.md § The rules behind the numbers), without the timeline.
+        """Total points (docs/api.md § Metric rules), without the timeline.
 
         A quiz's record attempts have strictly increasing scores in ``occurredAt``
         order (``_apply_quiz``), so their awards add up to floor(best / 10) with

@@ -112,7 +112,7 @@ class Stack:
 
 
 class Producer:
-    """Sends events and catalog entries to a stack's broker, keyed as docs/api.md § Learning events says."""
+    """Sends events and catalog entries to a stack's broker, keyed by student and course."""
 
     def __init__(self, bootstrap: str) -> None:
         self.producer = KafkaProducer({"bootstrap.servers": bootstrap, "linger.ms": 5})

@@ -14,7 +14,7 @@ here independently of the project's code:
   IANA zone; the stream is in ``occurredAt`` order except 5 % of the events,
   which are sent late (moved up to ~20k messages later), and 1 % are sent twice
   (a copy with the same ``eventId`` further on);
-- ``expected``: per student the docs/api.md § The rules behind the numbers total points, and minutes per local
+- ``expected``: per student the docs/api.md § Metric rules total points, and minutes per local
   date (the aggregation of the issue: dedup by eventId, points, minutes per
   local day); ``sample``: every event of a few students, for a full comparison
   with ``testkit/reference.py``.

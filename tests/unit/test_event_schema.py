@@ -1,8 +1,8 @@
-"""Unit tests of the wire format of ``learning-events`` (docs/api.md § Learning events) and local days (docs/api.md § The rules behind the numbers).
+"""Unit tests of the wire format of ``learning-events`` and of local days (docs/api.md).
 
 ``parse_event`` must accept every valid event with the derived values (epoch ms,
 learner-local date, zone label) and reject every message that breaks the table of
-docs/api.md § Learning events with an ``InvalidMessage`` naming the field and saying why. The example
+the contract with an ``InvalidMessage`` naming the field and saying why. The example
 payloads of ``schemas.examples`` are run through the parsers and the processor.
 Every expected value here is worked out by hand from the contract (docs/api.md), never copied from
 the implementation; the clock is fixed.

@@ -1,4 +1,4 @@
-"""Unit tests of the metric rules of docs/api.md § The rules behind the numbers on ``StudentState`` and the rows built from it.
+"""Unit tests of the metric rules (docs/api.md) on ``StudentState`` and the rows built from it.
 
 Every rule has named, parametrized cases. Expected values are derived by hand
 or by ``reference``: a naive implementation written here that deduplicates by
@@ -213,7 +213,7 @@ def row_time(ms_value: int) -> float:
 
 
 def reference(events: Sequence[ParsedEvent]) -> dict[str, Any]:
-    """docs/api.md § The rules behind the numbers applied naively: dedupe by eventId, sort by occurredAt, replay."""
+    """docs/api.md § Metric rules applied naively: dedupe by eventId, sort by occurredAt, replay."""
     unique: dict[str, ParsedEvent] = {}
     for parsed in events:
         unique.setdefault(parsed.event_id, parsed)  # the first arrival of an id counts
