@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     dashboard_cache_students: int = Field(10_000, alias="EDUKNIT_DASHBOARD_CACHE_STUDENTS", ge=0)
     dashboard_feed_seconds: float = Field(0.1, alias="EDUKNIT_DASHBOARD_FEED_SECONDS", gt=0, le=1)
     log_level: str = Field("info", alias="EDUKNIT_LOG_LEVEL")
+    # Log lines as text, or as one JSON object per line (infra/logs.py).
+    log_format: Literal["text", "json"] = Field("text", alias="EDUKNIT_LOG_FORMAT")
+    # Worker: every this many seconds it compares this many random students with their
+    # recomputation from learning_events (streams/sample_check.py; 0 seconds: off).
+    consistency_seconds: float = Field(60.0, alias="EDUKNIT_CONSISTENCY_SECONDS", ge=0)
+    consistency_sample: int = Field(100, alias="EDUKNIT_CONSISTENCY_SAMPLE", ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
