@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run worker api migrate demo token test test-unit test-integration lint compose-check bench bench-quick chaos clean
+.PHONY: run worker api migrate demo token check resync import test test-unit test-integration lint compose-check bench bench-quick chaos clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ demo: $(VENV)/.installed         ## fill the running stack with ~500 students ov
 
 token: $(VENV)/.installed        ## make token STUDENT=s1 [ROLE=admin]
 	$(VENV)/bin/eduknit token $(or $(STUDENT),s1) --role $(or $(ROLE),student)
+
+check: $(VENV)/.installed        ## make check [ALL=1 | STUDENTS=N]: dashboards vs their counted events
+	$(VENV)/bin/eduknit check $(if $(ALL),--all,--students $(or $(STUDENTS),500))
+
+resync: $(VENV)/.installed       ## make resync STUDENT="id ..." | ALL=1: rebuild from learning_events
+	$(VENV)/bin/eduknit resync $(if $(ALL),--all,$(foreach s,$(or $(STUDENT),$(error set STUDENT="id ..." or ALL=1)),--student $(s)))
+
+import: $(VENV)/.installed       ## make import FILE=events.jsonl [RATE=n]: backfill into Kafka
+	$(VENV)/bin/eduknit import $(or $(FILE),$(error set FILE=path.jsonl or FILE=-)) --rate $(or $(RATE),0)
 
 test: $(VENV)/.installed lint    ## lint, unit and integration tests
 	$(PY) -m pytest -q -p no:cacheprovider tests

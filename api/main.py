@@ -23,7 +23,7 @@ from api.fast_path import KeptAnswerPath
 from api.observability import MetricsMiddleware
 from api.pool import ClientPool, read_pool
 from api.publisher import EventPublisher, KafkaEventPublisher
-from api.routes import dashboard, health
+from api.routes import admin, dashboard, health
 from api.timeutil import Clock, utc_now
 from infra.clickhouse import shared_client
 from infra.settings import Settings, get_settings
@@ -100,6 +100,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     app.include_router(dashboard.router)
     app.include_router(health.router)
+    app.include_router(admin.router)  # eduknit check/resync through this process
     return app
 
 

@@ -51,6 +51,13 @@ class ClientPool:
         finally:
             self._free.put(client)
 
+    def raw_query(self, *args: Any, **kwargs: Any) -> Any:
+        client = self._free.get()
+        try:
+            return client.raw_query(*args, **kwargs)
+        finally:
+            self._free.put(client)
+
     def close(self) -> None:
         """Close the extra clients (the first belongs to whoever passed it)."""
         for client in self.clients[1:]:

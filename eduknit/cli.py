@@ -1,4 +1,4 @@
-"""Command line: ``python -m eduknit.cli run|worker|api|migrate|demo|token``.
+"""Command line: ``python -m eduknit.cli run|worker|api|migrate|demo|token|check|resync|import``.
 
 - ``run``: the whole pipeline: a supervisor owning the embedded broker (unless
   ``KAFKA_BOOTSTRAP_SERVERS`` is set) and restarting ``serve`` if it dies.
@@ -8,6 +8,7 @@
 - ``migrate``: apply the ClickHouse migrations and exit.
 - ``demo``: fill a running stack with a realistic sample and print a token.
 - ``token``: print a signed JWT for a student (or another role).
+- ``check`` / ``resync`` / ``import``: operations (``eduknit.operations``).
 Everything started here is stopped here, by PID, on SIGINT/SIGTERM.
 """
 
@@ -19,6 +20,8 @@ import sys
 import threading
 import time
 
+from eduknit import operations
+from infra import logs
 from infra.memory import keep_out, limit_arenas
 from infra.settings import Settings, get_settings
 
@@ -31,10 +34,7 @@ API_HTTP = "httptools"
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(settings.log_level, settings.log_format)  # EDUKNIT_LOG_FORMAT: text | json
 
 
 class ApiThread:
@@ -79,7 +79,12 @@ def _run_faust(settings: Settings, client: object) -> None:
     writer = open_client(settings.resolved_clickhouse_url)  # inserts off the look-ups' client
     sink = ClickHouseSink(client, writer, embedded_engine=settings.embedded_clickhouse)  # type: ignore[arg-type]
     worker = Worker(settings, sink)
-    faust.Worker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    as_json = (
+        logs.dict_config(settings.log_level, "json") if settings.log_format == "json" else None
+    )
+    faust.Worker(
+        worker.app, loglevel=settings.log_level, quiet=True, logging_config=as_json
+    ).execute_from_commandline()
 
 
 def cmd_run(settings: Settings) -> int:
@@ -114,6 +119,10 @@ def cmd_worker(settings: Settings) -> int:
     from infra.topics import ensure_topics
 
     ensure_topics(settings.bootstrap_servers, settings.partitions)
+    if settings.worker_metrics_port:  # Prometheus scrapes a worker running alone here
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     try:
         _run_faust(settings, shared_client(settings.resolved_clickhouse_url))
     finally:
@@ -176,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("student_id")
     token.add_argument("--role", default="student", choices=["student", "service", "admin"])
     token.add_argument("--hours", type=float, default=24.0)
+    operations.add_commands(sub)  # check, resync, import
     args = parser.parse_args(argv)
 
     try:
@@ -199,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_migrate(settings)
     if args.command == "token":
         return cmd_token(settings, args.student_id, args.role, args.hours)
+    if args.command in operations.COMMANDS:
+        return operations.run(settings, args)
     from eduknit.demo import run_demo
 
     return run_demo(settings, args.students, args.courses, args.days, args.seed)

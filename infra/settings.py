@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     dashboard_cache_students: int = Field(10_000, alias="EDUKNIT_DASHBOARD_CACHE_STUDENTS", ge=0)
     dashboard_feed_seconds: float = Field(0.1, alias="EDUKNIT_DASHBOARD_FEED_SECONDS", gt=0, le=1)
     log_level: str = Field("info", alias="EDUKNIT_LOG_LEVEL")
+    # A worker running alone (make worker, the compose service) serves its /metrics here
+    # (port 0: not served; with make run the API's /metrics shows the worker's).
+    worker_metrics_host: str = Field("127.0.0.1", alias="EDUKNIT_WORKER_METRICS_HOST")
+    worker_metrics_port: int = Field(0, alias="EDUKNIT_WORKER_METRICS_PORT", ge=0, le=65535)
+    # Log lines as text, or as one JSON object per line (infra/logs.py).
+    log_format: Literal["text", "json"] = Field("text", alias="EDUKNIT_LOG_FORMAT")
+    # Worker: every this many seconds it compares this many random students with their
+    # recomputation from learning_events (streams/sample_check.py; 0 seconds: off).
+    consistency_seconds: float = Field(60.0, alias="EDUKNIT_CONSISTENCY_SECONDS", ge=0)
+    consistency_sample: int = Field(100, alias="EDUKNIT_CONSISTENCY_SAMPLE", ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

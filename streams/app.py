@@ -32,6 +32,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from faust.types import TP
 from faust.types import Message as KafkaMessage
 
+from infra.clickhouse import open_client
 from infra.settings import Settings
 from schemas import catalog as catalog_schema
 from schemas import dead_letter as dlq_schema
@@ -45,7 +46,9 @@ from streams.guard import EXIT_FATAL, InvalidRatioGuard, TooManyInvalid
 from streams.housekeeping import EngineMemory, after_snapshot, tune_garbage_collector
 from streams.prepared_write import PreparedWrite, close_all
 from streams.processor import BatchResult, EventProcessor, Message, dead_letter_row
+from streams.resync import ResyncApplier, split_controls
 from streams.rows import Row
+from streams.sample_check import SampleCheck
 from streams.sink import ClickHouseSink
 from streams.writes import RetryingWriter
 
@@ -97,6 +100,7 @@ class Worker:
             hot_students=settings.hot_state_students,
         )
         self.writer = RetryingWriter(sink)
+        self.resync = ResyncApplier(self.processor, sink, self.writer.write, self.versions.next)
         self.engine_memory = EngineMemory(
             sink.release_engine_memory, settings.engine_purge_seconds, settings.embedded_clickhouse
         )
@@ -144,6 +148,11 @@ class Worker:
         app.agent(catalog_topic, name="course-catalog")(self._course_catalog)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_partitions_assigned.connect(self._on_assigned)
+        if s.consistency_seconds > 0:
+            self.sample_check = SampleCheck(
+                lambda: open_client(s.resolved_clickhouse_url), s.consistency_sample, self.clock
+            )
+            app.timer(s.consistency_seconds)(self._check_sample)
         return app
 
     # ------------------------------------------------------------------ agents
@@ -182,6 +191,12 @@ class Worker:
                     self.processor.cache.forget_partitions(self._revoked)
                     self._revoked = set()
                 messages = [_message(record) for record in batch]
+                messages, controls = split_controls(messages)
+                if controls:  # streams.resync: after the batch before is written
+                    if pending is not None:
+                        await pending
+                        pending = None
+                    await self.resync.apply(controls, self.clock())
                 result = await self._process(messages)
                 unwritten += result.students
                 try:
@@ -275,6 +290,14 @@ class Worker:
                 await stream.ack(event)
             metrics.CATALOG_UPDATES.inc(len(rows))
             log.info("catalog: %d entries, %d invalid", len(rows), len(letters))
+
+    async def _check_sample(self) -> None:
+        """The scheduled consistency check (streams.sample_check), on a thread."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.sample_check.run)
+        except Exception as exc:  # read-only and retried next time: never stop the worker
+            log.warning("consistency check failed (next one in %.0f s): %s",
+                        self.settings.consistency_seconds, exc)  # fmt: skip
 
     # ----------------------------------------------------------------- helpers
     def _snapshot_rows_if_due(self) -> list[Row]:

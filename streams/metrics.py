@@ -37,3 +37,23 @@ STATES_CACHED = Gauge("eduknit_states_cached", "Student states held in memory")
 STATES_FROZEN = Gauge(
     "eduknit_states_frozen", "Idle student states held as snapshot JSON (part of states_cached)"
 )
+# Writes ClickHouse took (a batch's rows, a snapshot chunk, catalog rows): with
+# eduknit_sink_failures_total, the worker's write success and failure counts.
+SINK_WRITES = Counter("eduknit_sink_writes_total", "ClickHouse writes of the worker that succeeded")
+# Students rebuilt from learning_events by resync control messages (streams/resync.py).
+RESYNC_STUDENTS = Counter("eduknit_resync_students_total", "Students rebuilt by resync")
+# The worker's scheduled consistency check of a random sample (streams/sample_check.py):
+# students compared with their recomputation, and those whose stored dashboard differed
+# (confirmed by a second comparison).
+CONSISTENCY_CHECKED = Counter(
+    "eduknit_consistency_checked_total", "Students checked against their recomputation"
+)
+CONSISTENCY_MISMATCHED = Counter(
+    "eduknit_consistency_mismatched_total", "Checked students whose dashboard differed"
+)
+CONSISTENCY_LAST_MISMATCHED = Gauge(
+    "eduknit_consistency_last_mismatched", "Mismatched students in the last sample checked"
+)
+CONSISTENCY_LAST_RUN = Gauge(
+    "eduknit_consistency_last_run_timestamp_seconds", "When the last sample check finished"
+)

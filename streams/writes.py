@@ -69,6 +69,7 @@ class RetryingWriter:
                 close_all(prepared)
             else:  # cancelled mid-write: the engine may still be reading the files
                 sending.add_done_callback(lambda _: close_all(prepared))
+        metrics.SINK_WRITES.inc(len(prepared))
         for write in prepared:
             for table, count in write.tables.items():
                 metrics.ROWS_WRITTEN.labels(table).inc(count)
