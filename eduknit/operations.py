@@ -12,6 +12,7 @@ import argparse
 import logging
 
 from infra.settings import Settings
+from streams.resync import WAVE_STUDENTS
 
 COMMANDS = ("check", "resync", "import")
 
@@ -45,6 +46,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         default=3600.0,
         help="seconds to wait for the worker (default 3600)",
     )
+    resync.add_argument(
+        "--wave",
+        type=int,
+        default=WAVE_STUDENTS,
+        help=f"students whose rebuild the worker is asked for at once (default {WAVE_STUDENTS}): "
+        "live events wait for at most one wave",
+    )
 
     backfill = sub.add_parser("import", help="send a JSON-lines file of events to Kafka")
     backfill.add_argument("file", help="JSON lines of events, - for stdin")
@@ -68,7 +76,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         from eduknit.resync import run_resync
 
         return run_resync(
-            settings, args.student or [], args.all, via=args.via, timeout=args.timeout
+            settings,
+            args.student or [],
+            args.all,
+            via=args.via,
+            timeout=args.timeout,
+            wave=args.wave,
         )
     from eduknit.backfill import run_import
 

@@ -6,7 +6,11 @@ keyed by the student, and the worker that owns the student rebuilds it between
 two batches (``streams.resync``: one writer, ordered with the student's events,
 so no event is lost or counted twice). Progress is read from the worker group's
 committed offsets: a control is done once the worker acknowledged its offset,
-which it does only after the rebuilt rows are in ClickHouse.
+which it does only after the rebuilt rows are in ClickHouse. Controls go in
+waves of ``--wave`` students (default ``streams.resync.WAVE_STUDENTS``), the next wave only
+once the worker applied the last: the worker applies a batch's controls before
+its events, so one wave of them all held live events back for the whole
+rebuild (BENCHMARKS.md, § Operations); a wave holds them back ~1-2 s.
 
 With no Kafka and the embedded engine free (no ``make run`` on this data
 directory: the engine's lock shows no worker can be writing), the rebuild runs
@@ -114,17 +118,19 @@ def wait_applied(
     placed: dict[str, tuple[int, int]],
     counts: dict[str, int],
     progress: Progress,
-    timeout: float,
+    deadline: float,
     err: IO[str],
+    before: tuple[int, int] = (0, 0),
 ) -> int:
-    """Wait until the worker acknowledged every control; return how many it did."""
+    """Wait until the worker acknowledged every control (or ``deadline``, monotonic);
+    return how many it did. ``before``: (students, events) done by earlier waves."""
     partitions = {p for p, _ in placed.values()}
-    deadline = time.monotonic() + timeout
     last_change, last_done = time.monotonic(), -1
     while True:
         offsets = committed(bootstrap, partitions)
         done = [s for s, (p, o) in placed.items() if offsets.get(p, -1) > o]
-        progress.update(len(done), sum(counts.get(s, 0) for s in done))
+        events = sum(counts.get(s, 0) for s in done)
+        progress.update(before[0] + len(done), before[1] + events)
         if len(done) == len(placed):
             return len(done)
         if len(done) != last_done:
@@ -173,6 +179,7 @@ def run_resync(
     *,
     via: str | None = None,
     timeout: float = 3600.0,
+    wave: int = resync.WAVE_STUDENTS,
     out: IO[str] = sys.stdout,
     err: IO[str] = sys.stderr,
 ) -> int:
@@ -211,9 +218,19 @@ def run_resync(
                 file=out,
             )
             progress = Progress("resync", len(students), "students")
+            deadline = time.monotonic() + timeout
+            done = events_done = 0
             try:
-                placed = send_controls(bootstrap, students, request_id)
-                done = wait_applied(bootstrap, placed, counts, progress, timeout, err)
+                for start in range(0, len(students), max(1, wave)):
+                    part = students[start : start + max(1, wave)]
+                    placed = send_controls(bootstrap, part, request_id)
+                    applied = wait_applied(
+                        bootstrap, placed, counts, progress, deadline, err, (done, events_done)
+                    )
+                    done += applied
+                    events_done += sum(counts.get(s, 0) for s in part)
+                    if applied < len(part):  # the deadline passed
+                        break
             finally:
                 progress.close()
         else:

@@ -53,6 +53,9 @@ log = logging.getLogger("eduknit.worker")
 CONTROL_PREFIX = b'{"eduknitControl":'
 RESYNC = "resync"
 CHUNK_STUDENTS = 500  # students rebuilt per read and per write
+# Controls ``eduknit resync`` has in flight at once: the worker rebuilds a batch's students
+# before its events, so a wave holds live events back ~1-2 s (BENCHMARKS.md, § Operations).
+WAVE_STUDENTS = 200
 
 
 def control_message(student_id: str, request_id: str) -> bytes:
