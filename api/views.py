@@ -13,6 +13,7 @@ route keeps the answer with (``api.kept_answers``), or returns None.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from clickhouse_connect.driver.client import Client
 
@@ -87,6 +88,19 @@ def realtime_answer(
     """``GET /api/dashboard/realtime`` read from ClickHouse, with what it depended on
     (None when the student has no dashboard payload)."""
     return _realtime(student_id, _realtime_data(client, cache, student_id, now), tz, now)
+
+
+def realtime_answers(
+    client: Client,
+    student_id: str,
+    zones: Sequence[str | None],
+    now: dt.datetime,
+    cache: DashboardCache | None = None,
+) -> tuple[int, list[tuple[RealtimeDashboard, Basis | None]]]:
+    """``realtime_answer`` for each of ``zones`` from one read (a student's live streams,
+    ``api.stream_hub``), with the version of the payload read (0: none)."""
+    data = _realtime_data(client, cache, student_id, now)
+    return data.version or 0, [_realtime(student_id, data, tz, now) for tz in zones]
 
 
 def realtime_view(

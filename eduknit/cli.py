@@ -45,6 +45,7 @@ class ApiThread:
 
         from api.main import create_app
         from api.publisher import KafkaEventPublisher
+        from api.serving import ApiServer
 
         self.publisher = KafkaEventPublisher(settings.bootstrap_servers)
         app = create_app(settings, client, self.publisher)
@@ -52,7 +53,7 @@ class ApiThread:
             app, host=settings.api_host, port=settings.api_port, log_level="warning",
             access_log=False, lifespan="on", http=API_HTTP,
         )  # fmt: skip
-        self.server = uvicorn.Server(config)
+        self.server = ApiServer(config)  # ends the live streams first when it stops
         self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
 
     def start(self) -> None:
@@ -127,6 +128,7 @@ def cmd_api(settings: Settings) -> int:
 
     from api.main import create_app
     from api.publisher import KafkaEventPublisher
+    from api.serving import ApiServer
     from infra.clickhouse import close_shared, shared_client
 
     publisher = KafkaEventPublisher(settings.bootstrap_servers)
@@ -137,10 +139,11 @@ def cmd_api(settings: Settings) -> int:
 
             faults.install(client, settings.data_path)
         app = create_app(settings, client, publisher)
-        uvicorn.run(
+        config = uvicorn.Config(
             app, host=settings.api_host, port=settings.api_port, log_level="warning",
             http=API_HTTP,
         )  # fmt: skip
+        ApiServer(config).run()  # uvicorn.run, ending the live streams first when it stops
     finally:
         publisher.close()
         close_shared()
