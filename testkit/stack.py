@@ -23,7 +23,7 @@ from confluent_kafka import Producer as KafkaProducer
 from infra.broker import free_port
 from infra.tokens import make_token
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # the repository (testkit/ is at its top)
 SECRET = "integration-test-secret-0123456789abcdef"
 
 
