@@ -24,7 +24,7 @@ from api.fast_path import KeptAnswerPath
 from api.observability import MetricsMiddleware
 from api.pool import ClientPool, read_pool
 from api.publisher import EventPublisher, KafkaEventPublisher
-from api.routes import dashboard, health, stream
+from api.routes import dashboard, health, page, stream
 from api.stream_hub import StreamHub
 from api.timeutil import Clock, utc_now
 from infra.clickhouse import shared_client
@@ -106,6 +106,7 @@ def create_app(
     app.include_router(dashboard.router)
     app.include_router(stream.router)
     app.include_router(health.router)
+    page.install(app)
     return app
 
 

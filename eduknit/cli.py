@@ -161,8 +161,15 @@ def cmd_migrate(settings: Settings) -> int:
 def cmd_token(settings: Settings, student_id: str, role: str, hours: float) -> int:
     from infra.tokens import make_token
 
-    print(make_token(settings.jwt_secret, student_id, role=role, ttl_seconds=hours * 3600))
+    token = make_token(settings.jwt_secret, student_id, role=role, ttl_seconds=hours * 3600)
+    print(token)  # alone on stdout, for TOKEN=$(eduknit token s1)
+    print(f"dashboard: {page_url(settings, token)}", file=sys.stderr)
     return 0
+
+
+def page_url(settings: Settings, token: str) -> str:
+    """The dashboard page signed in with ``token`` (in the fragment: never sent to the server)."""
+    return f"http://{settings.api_host}:{settings.api_port}/#token={token}"
 
 
 def main(argv: list[str] | None = None) -> int:
