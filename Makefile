@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run worker api migrate demo token test test-unit test-integration lint compose-check bench bench-quick chaos clean
+.PHONY: run worker api migrate demo token test test-unit test-integration lint compose-check bench bench-quick chaos clean browser screenshot
 
 $(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,15 @@ demo: $(VENV)/.installed         ## fill the running stack with ~500 students ov
 token: $(VENV)/.installed        ## make token STUDENT=s1 [ROLE=admin]
 	$(PY) -m eduknit.cli token $(or $(STUDENT),s1) --role $(or $(ROLE),student)
 
-test: $(VENV)/.installed lint    ## lint, unit and integration tests
+test: $(VENV)/.installed lint browser  ## lint, unit and integration tests
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+browser:                         ## Debian's headless chromium for the page's browser test
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+
+screenshot: $(VENV)/.installed browser  ## docs/dashboard.png and docs/dashboard-375.png of the demo page
+	EDUKNIT_SCREENSHOT=docs/dashboard.png $(PY) -m pytest -q -p no:cacheprovider \
+		tests/integration/test_dashboard_page.py -k shows_what_realtime_says
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
