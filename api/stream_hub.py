@@ -65,7 +65,7 @@ class StreamClient:
         self._hub = hub
         self.student = student
         self.tz = tz
-        self.sent_id = -1  # none yet
+        self.sent_id: int | None = None  # None until its first state is decided
         self.closed = False
         self._frame: bytes | None = None
         self._wake = asyncio.Event()
@@ -117,7 +117,9 @@ class _Topic:
     def behind(self) -> bool:
         """True while a stream has not been handed the newest version known."""
         target = max(self.seen, self.version)
-        return self.force or any(client.sent_id < target for client in self.clients)
+        return self.force or any(
+            client.sent_id is not None and client.sent_id < target for client in self.clients
+        )
 
 
 class StreamHub:
@@ -302,9 +304,12 @@ class StreamHub:
         self, topic: _Topic, frames: dict[str | None, bytes], version: int, force: bool
     ) -> None:
         for client in list(topic.clients):
+            sent = client.sent_id  # None: its first state is being read (``first_frame``)
             frame = frames.get(client.tz)  # None: joined during the read in another zone
-            if frame is not None and (
-                version > client.sent_id or (force and version != client.sent_id)
+            if (
+                sent is not None
+                and frame is not None
+                and (version > sent or (force and version != sent))
             ):
                 client.offer(frame, version)
         if topic.seen_at is not None and version >= topic.seen:

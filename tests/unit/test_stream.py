@@ -24,7 +24,9 @@ import pytest
 import uvicorn
 from clickhouse_connect.driver.client import Client
 
+from api import stream_hub
 from api.main import create_app
+from api.models import RealtimeDashboard
 from api.serving import ApiServer
 from api.sse import KEEP_ALIVE, event_frame, last_event_id
 from api.stream_hub import StreamClient, StreamHub
@@ -200,6 +202,53 @@ async def test_a_slow_client_holds_only_the_latest_state() -> None:
     assert await client.next(0.05) == KEEP_ALIVE  # nothing older was queued
     client.close()
     assert await client.next(1.0) is None
+
+
+def _dashboard(student: str) -> RealtimeDashboard:
+    summary = {
+        "enrolledCourses": 0,
+        "averageProgress": 0.0,
+        "currentStreak": 0,
+        "longestStreak": 0,
+        "totalPoints": 0,
+        "level": 1,
+        "pointsToNextLevel": 100,
+    }
+    return RealtimeDashboard.model_validate({
+        "studentId": student, "generatedAt": "2026-11-26T03:00:00Z", "courses": [],
+        "weeklyActivity": [], "summary": summary, "recentActivity": [], "notifications": [],
+    })  # fmt: skip
+
+
+async def test_ids_never_go_back_when_reads_race(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read for the open streams (old state, 5) ends while a new stream's first read
+    (newer state, 7) is still running: the new stream gets 7 and nothing older after it."""
+    versions = iter([(0.1, 5), (0.3, 7), (0.0, 7)])
+
+    def read(_client: Any, student: str, zones: Any, _now: Any, _cache: Any) -> Any:
+        delay, version = next(versions)
+        time.sleep(delay)
+        return version, [(_dashboard(student), None) for _ in zones]
+
+    monkeypatch.setattr(stream_hub, "realtime_answers", read)
+    monkeypatch.setattr(stream_hub, "kept_realtime_view", lambda *_args: None)
+    hub = StreamHub(None, None, lambda: NOW)
+    hub.start(asyncio.get_running_loop())
+    try:
+        early = hub.join("s", None)
+        early.sent_id = 3  # an open stream that was handed state 3
+        late = hub.join("s", None)
+        hub._announce([("s", 5)], time.monotonic())  # the feed saw 5: read for ``early``
+        await asyncio.sleep(0.02)  # that read has started (the first one of ``versions``)
+        first = await hub.first_frame(late, None)
+        assert first is not None and b"\nid: 7\n" in first
+        assert await late.next(0.2) == KEEP_ALIVE  # nothing queued behind state 7
+        deadline = time.monotonic() + 2
+        while early.sent_id != 7:  # the read behind the new stream's catches ``early`` up
+            assert time.monotonic() < deadline, early.sent_id
+            await asyncio.sleep(0.02)
+    finally:
+        hub.stop()
 
 
 # -------------------------------------------------------------- through HTTP
