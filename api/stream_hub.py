@@ -4,10 +4,11 @@
 dashboard cache. The feed tells it, on the feed's thread, which students'
 ``student_dashboard`` rows changed (with their versions); the hub hands the ones
 with an open stream over to the event loop (``call_soon_threadsafe``) and never
-blocks the feed. On the loop, a changed student costs one read on the thread pool
-(``api.views.realtime_answers``: the payload once, the /realtime body once per
-time zone its streams asked for) and one encoding per zone; every open stream of
-that student gets the same bytes. No stream polls.
+blocks the feed. On the loop, the changed students are read on the thread pool
+(``api.views.realtime_answers``: their payloads in one query, as many as were
+due when it started (one poll's worth, usually), then the /realtime body once per
+student and time zone its streams asked for) and encoded once per zone; every
+open stream of that student gets the same bytes. No stream polls.
 
 Ids: an event's id is the version of the payload it was computed from (the
 worker's, increasing with each change of the student's dashboard; 0 for a student
@@ -103,7 +104,7 @@ class StreamClient:
 class _Topic:
     """The open streams of one student and what the hub knows of the student."""
 
-    __slots__ = ("clients", "force", "reading", "seen", "seen_at", "student", "version")
+    __slots__ = ("clients", "force", "seen", "seen_at", "student", "version")
 
     def __init__(self, student: str) -> None:
         self.student = student
@@ -111,7 +112,6 @@ class _Topic:
         self.version = 0  # the newest version read for these streams
         self.seen = 0  # the newest version the feed announced while they were open
         self.seen_at: float | None = None  # start of the poll that announced it, until pushed
-        self.reading = False
         self.force = False  # after a table restart: hand over any id that differs
 
     def behind(self) -> bool:
@@ -144,6 +144,8 @@ class StreamHub:
         self._polled_at: float | None = None  # start of the feed's last successful poll
         self._started_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._due: set[_Topic] = set()  # students to read with the next read
+        self._reading = False  # a read of the due students is running
 
     # ------------------------------------------------------------ the app's life
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -230,9 +232,10 @@ class StreamHub:
         now = self.clock()
         kept = kept_realtime_view(self.cache, self.client, client.student, client.tz, now)
         if kept is None:
-            version, answers = await run_in_threadpool(
-                realtime_answers, self.client, client.student, [client.tz], now, self.cache
+            read = await run_in_threadpool(
+                realtime_answers, self.client, {client.student: [client.tz]}, now, self.cache
             )
+            version, answers = read[client.student]
             answer, basis = answers[0]
         else:
             answer, basis = kept
@@ -266,39 +269,55 @@ class StreamHub:
             self._refresh(topic)
 
     def _refresh(self, topic: _Topic) -> None:
-        """Read ``topic``'s student (one read at a time per student: a read in progress
-        reads again when its streams are still behind after it)."""
-        if not topic.reading:
-            topic.reading = True
-            self._spawn(self._read(topic))
+        """Read ``topic``'s student with the next read. One read runs at a time, of every
+        student due when it starts: the students one poll found changed are read together."""
+        self._due.add(topic)
+        if not self._reading:
+            self._reading = True
+            self._spawn(self._read_due())
 
-    async def _read(self, topic: _Topic) -> None:
+    async def _read_due(self) -> None:
         lagging = 0
         try:
-            while topic.clients and topic.behind():
-                force = topic.force
-                zones = list({client.tz for client in topic.clients})
-                now = self.clock()
-                version, answers = await run_in_threadpool(
-                    realtime_answers, self.client, topic.student, zones, now, self.cache
-                )
-                STREAM_READS.inc()
-                frames = {
-                    tz: self._encode(topic.student, tz, version, answer, basis)
-                    for tz, (answer, basis) in zip(zones, answers, strict=True)
-                }
-                topic.force = False
-                self._hand_over(topic, frames, version, force)
-                if version < max(topic.seen, topic.version):  # read behind what the feed saw
-                    lagging += 1
-                    if lagging > LAGGING_READS:
-                        break  # the watchdog tries again in a second
-                    await asyncio.sleep(0.05 * lagging)
-                topic.version = max(topic.version, version)
+            while self._due:
+                due = [topic for topic in self._due if topic.clients and topic.behind()]
+                self._due.clear()
+                if due:
+                    late = await self._read(due)
+                    lagging = lagging + 1 if late else 0
+                    if lagging > LAGGING_READS:  # the watchdog tries these again in a second
+                        self._due.difference_update(late)
+                    elif late:
+                        await asyncio.sleep(0.05 * lagging)
         except Exception as exc:  # ClickHouse failed: the watchdog tries again
-            log.warning("live stream read for %s failed: %s", topic.student, exc)
+            log.warning("live stream read failed: %s", exc)
         finally:
-            topic.reading = False
+            self._reading = False
+
+    async def _read(self, due: list[_Topic]) -> list[_Topic]:
+        """One read of the students of ``due``, handed to their streams; returns the
+        topics whose read was older than what the feed saw (a replica behind it)."""
+        forces = [topic.force for topic in due]
+        zones = {topic.student: list({client.tz for client in topic.clients}) for topic in due}
+        now = self.clock()
+        read = await run_in_threadpool(realtime_answers, self.client, zones, now, self.cache)
+        STREAM_READS.inc()
+        late = []
+        for topic, force in zip(due, forces, strict=True):
+            version, answers = read[topic.student]
+            frames = {
+                tz: self._encode(topic.student, tz, version, answer, basis)
+                for tz, (answer, basis) in zip(zones[topic.student], answers, strict=True)
+            }
+            if force:
+                topic.force = False
+            self._hand_over(topic, frames, version, force)
+            if version < max(topic.seen, topic.version):
+                late.append(topic)
+            topic.version = max(topic.version, version)
+            if topic.behind():  # late, or a stream joined meanwhile in another zone
+                self._due.add(topic)
+        return late
 
     def _hand_over(
         self, topic: _Topic, frames: dict[str | None, bytes], version: int, force: bool
@@ -343,7 +362,7 @@ class StreamHub:
                 self.close_all()
                 continue
             for topic in list(self._topics.values()):
-                if topic.behind() and not topic.reading:
+                if topic.behind():
                     self._refresh(topic)
 
     def _spawn(self, work: Any) -> None:

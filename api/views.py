@@ -13,7 +13,6 @@ route keeps the answer with (``api.kept_answers``), or returns None.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 
 from clickhouse_connect.driver.client import Client
 
@@ -92,15 +91,21 @@ def realtime_answer(
 
 def realtime_answers(
     client: Client,
-    student_id: str,
-    zones: Sequence[str | None],
+    zones: dict[str, list[str | None]],
     now: dt.datetime,
     cache: DashboardCache | None = None,
-) -> tuple[int, list[tuple[RealtimeDashboard, Basis | None]]]:
-    """``realtime_answer`` for each of ``zones`` from one read (a student's live streams,
-    ``api.stream_hub``), with the version of the payload read (0: none)."""
-    data = _realtime_data(client, cache, student_id, now)
-    return data.version or 0, [_realtime(student_id, data, tz, now) for tz in zones]
+) -> dict[str, tuple[int, list[tuple[RealtimeDashboard, Basis | None]]]]:
+    """``realtime_answer`` of each student of ``zones`` in each of its zones, from one
+    read of all of them (the live streams, ``api.stream_hub``), with the version of the
+    payload read (0: none)."""
+    since, until = _read_range(now, metrics.WEEK_DAYS)
+    loaded = store.load_students(
+        client, list(zones), since, until, all_active_days=True, cache=cache
+    )
+    return {
+        student: (data.version or 0, [_realtime(student, data, tz, now) for tz in zones[student]])
+        for student, data in loaded.items()
+    }
 
 
 def realtime_view(

@@ -99,11 +99,16 @@ class Worker:
         self.lessons = 0
 
     def complete_lesson(self) -> int:
+        row, version = self.lesson_row()
+        insert(self.client, "student_dashboard", [row])
+        return version
+
+    def lesson_row(self) -> tuple[list[Any], int]:
+        """The dashboard row after one more completed lesson (not written), its version."""
         self.lessons += 1
         assert self.state.apply(lesson(self.state.student_id, self.course, self.lessons))
         version = next(_versions)
-        insert(self.client, "student_dashboard", [rows.dashboard_row(self.state, NOW, version)])
-        return version
+        return rows.dashboard_row(self.state, NOW, version), version
 
 
 class Stream:
@@ -225,10 +230,11 @@ async def test_ids_never_go_back_when_reads_race(monkeypatch: pytest.MonkeyPatch
     (newer state, 7) is still running: the new stream gets 7 and nothing older after it."""
     versions = iter([(0.1, 5), (0.3, 7), (0.0, 7)])
 
-    def read(_client: Any, student: str, zones: Any, _now: Any, _cache: Any) -> Any:
+    def read(_client: Any, zones: dict[str, Any], _now: Any, _cache: Any) -> Any:
         delay, version = next(versions)
         time.sleep(delay)
-        return version, [(_dashboard(student), None) for _ in zones]
+        return {student: (version, [(_dashboard(student), None) for _ in student_zones])
+                for student, student_zones in zones.items()}  # fmt: skip
 
     monkeypatch.setattr(stream_hub, "realtime_answers", read)
     monkeypatch.setattr(stream_hub, "kept_realtime_view", lambda *_args: None)
@@ -326,6 +332,28 @@ async def test_one_read_per_change_for_all_of_a_students_streams(
         reads = metric(served, "eduknit_api_stream_reads_total")
         version = worker.complete_lesson()
         for stream in streams:
+            assert int((await stream.next(3.0))["id"]) == version
+        assert metric(served, "eduknit_api_stream_reads_total") - reads == 1
+
+
+async def test_students_changed_together_are_read_together(
+    served: Served, ch_client: Client, unique_id: str
+) -> None:
+    """The worker writes many students per flush; the hub reads them with one query."""
+    workers = [Worker(ch_client, f"{unique_id}-{n}", f"{unique_id}-c") for n in range(5)]
+    for worker in workers:
+        worker.complete_lesson()
+    async with contextlib.AsyncExitStack() as stack:
+        streams = [
+            await stack.enter_async_context(open_stream(served.url, auth(w.state.student_id)))
+            for w in workers
+        ]
+        for stream in streams:
+            await stream.next()
+        reads = metric(served, "eduknit_api_stream_reads_total")
+        written = [worker.lesson_row() for worker in workers]
+        insert(ch_client, "student_dashboard", [row for row, _ in written])  # one flush
+        for stream, (_, version) in zip(streams, written, strict=True):
             assert int((await stream.next(3.0))["id"]) == version
         assert metric(served, "eduknit_api_stream_reads_total") - reads == 1
 
