@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 EVENT = "dashboard"
 WATCHDOG_SECONDS = 1.0
 STALE_AFTER_SECONDS = 5.0  # no successful feed poll for this long: streams end
+FIRST_READS = 2  # concurrent first reads of new streams (see ``StreamHub.__init__``)
 LAGGING_READS = 3  # reads tried again at once when one returned an older version than seen
 
 
@@ -145,6 +146,10 @@ class StreamHub:
         self._started_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._due: set[_Topic] = set()  # students to read with the next read
+        # New streams' first reads at a time: the reads share a few ClickHouse connections
+        # with the change feed (``api.pool``), and a burst of reconnects (an API restart)
+        # holding them all would keep the feed from polling until the streams went stale.
+        self._first_reads = asyncio.Semaphore(FIRST_READS)
         self._reading = False  # a read of the due students is running
 
     # ------------------------------------------------------------ the app's life
@@ -232,9 +237,10 @@ class StreamHub:
         now = self.clock()
         kept = kept_realtime_view(self.cache, self.client, client.student, client.tz, now)
         if kept is None:
-            read = await run_in_threadpool(
-                realtime_answers, self.client, {client.student: [client.tz]}, now, self.cache
-            )
+            async with self._first_reads:  # a burst of opens must not starve the feed
+                read = await run_in_threadpool(
+                    realtime_answers, self.client, {client.student: [client.tz]}, now, self.cache
+                )
             version, answers = read[client.student]
             answer, basis = answers[0]
         else:
