@@ -546,7 +546,8 @@ def memory(workdir: Path, *, streams: int) -> list[Metric]:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {"EDUKNIT_DATA_DIR": str(workdir / "data"), "EDUKNIT_API_PORT": str(port),
-           "EDUKNIT_JWT_SECRET": SECRET}  # fmt: skip
+           "EDUKNIT_JWT_SECRET": SECRET,
+           "MALLOC_ARENA_MAX": "2"}  # fmt: skip  # as eduknit.cli sets it (infra.memory)
     server = Child("api", [PYTHON, "-m", "bench.api_server"], workdir / "api.log", env)
     base = f"http://127.0.0.1:{port}"
     rss: dict[str, float] = {}
