@@ -7,7 +7,8 @@ the text of ``/realtime``'s (same ``tz``); a POST progress/update shows on the
 page within 3 s without a reload; when the API process is killed (the
 supervisor restarts it) the page says it is reconnecting and recovers by
 itself, and pushes work again afterwards; the statistics period is chosen by
-keyboard.
+keyboard; an admin token opens another student's page with ``?studentId=``; a
+refused token goes back to the sign-in form and is forgotten.
 
 With ``EDUKNIT_SCREENSHOT=path.png`` (``make screenshot``) it also saves the page
 at 1280 px (``path.png``) and 375 px (``path-375.png``) wide.
@@ -145,6 +146,33 @@ def save_screenshots(page: Page, browser: Any, stack: FaultStack, target: Path) 
     narrow.screenshot(path=str(narrow_path), full_page=True)
     narrow.context.close()
     assert not errors, errors
+
+
+def test_an_admin_opens_another_students_dashboard(browser: Any, stack: FaultStack) -> None:
+    other = "student-0002"
+    context = browser.new_context(timezone_id=ZONE)
+    admin = context.new_page()
+    admin.goto(f"{stack.base_url}/?studentId={other}#token={stack.token('teacher', 'admin')}")
+    admin.wait_for_selector('[data-testid="live-status"][data-state="live"]', timeout=15_000)
+    headers = {"Authorization": f"Bearer {stack.token('teacher', 'admin')}"}
+    expected = httpx.get(f"{stack.base_url}/api/dashboard/realtime",
+                         params={"studentId": other, "tz": ZONE}, headers=headers)  # fmt: skip
+    deadline = time.monotonic() + 5
+    while page_summary(admin) != summary_texts(expected.text):
+        assert time.monotonic() < deadline, (page_summary(admin), expected.text[:300])
+        time.sleep(0.05)
+    assert other in admin.locator("#title").inner_text()
+    context.close()
+
+
+def test_a_refused_token_goes_back_to_sign_in(browser: Any, stack: FaultStack) -> None:
+    context = browser.new_context()
+    refused = context.new_page()
+    refused.goto(f"{stack.base_url}/#token=not-a-token")
+    refused.wait_for_selector("#sign-in:not([hidden])", timeout=15_000)
+    assert "refused" in refused.locator("#sign-in-error").inner_text()
+    assert refused.evaluate("sessionStorage.length") == 0
+    context.close()
 
 
 def test_the_statistics_period_changes_by_keyboard(page: Page) -> None:
