@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run worker api migrate demo token check resync import test test-unit test-integration lint compose-check bench bench-quick chaos clean
+.PHONY: run worker api migrate demo token check resync import test test-unit test-integration lint compose-check bench bench-quick chaos clean browser screenshot
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,15 @@ resync: $(VENV)/.installed       ## make resync STUDENT="id ..." | ALL=1: rebuil
 import: $(VENV)/.installed       ## make import FILE=events.jsonl [RATE=n]: backfill into Kafka
 	$(VENV)/bin/eduknit import $(or $(FILE),$(error set FILE=path.jsonl or FILE=-)) --rate $(or $(RATE),0)
 
-test: $(VENV)/.installed lint    ## lint, unit and integration tests
+test: $(VENV)/.installed lint browser  ## lint, unit and integration tests
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+browser:                         ## Debian's headless chromium for the page's browser test
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+
+screenshot: $(VENV)/.installed browser  ## docs/dashboard.png and docs/dashboard-375.png of the demo page
+	EDUKNIT_SCREENSHOT=docs/dashboard.png $(PY) -m pytest -q -p no:cacheprovider \
+		tests/integration/test_dashboard_page.py -k shows_what_realtime_says
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit

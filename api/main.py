@@ -9,6 +9,7 @@ Kafka producer from ``get_settings()`` and closes the producer at shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -23,7 +24,8 @@ from api.fast_path import KeptAnswerPath
 from api.observability import MetricsMiddleware
 from api.pool import ClientPool, read_pool
 from api.publisher import EventPublisher, KafkaEventPublisher
-from api.routes import admin, dashboard, health
+from api.routes import admin, dashboard, health, page, stream
+from api.stream_hub import StreamHub
 from api.timeutil import Clock, utc_now
 from infra.clickhouse import shared_client
 from infra.settings import Settings, get_settings
@@ -50,7 +52,8 @@ def create_app(
     Reads go through ``api.pool.read_pool``: several connections when ``client``
     is this process's shared embedded engine (closed with the app), else ``client``.
     While the app runs (its lifespan), a thread polls the change feed of the
-    dashboard payloads the app keeps (``api.dashboard_cache``).
+    dashboard payloads the app keeps (``api.dashboard_cache``) and the live streams
+    push (``api.stream_hub``).
     """
     reads = read_pool(settings, client)
     dashboards = (
@@ -58,19 +61,20 @@ def create_app(
         if settings.dashboard_cache_students > 0
         else None
     )
+    streams = StreamHub(reads, dashboards, clock)
 
     @asynccontextmanager
     async def lifespan_with_pool(app: FastAPI) -> AsyncIterator[None]:
         settle_garbage_collector()
-        feed = None
-        if dashboards is not None:
-            interval = settings.dashboard_feed_seconds
+        interval = settings.dashboard_feed_seconds
 
-            def refresh_catalog() -> None:
-                store.CATALOG.refresh_if_due(reads, ahead=2 * interval)
+        def refresh_catalog() -> None:
+            store.CATALOG.refresh_if_due(reads, ahead=2 * interval)
 
-            feed = FeedThread(ChangeFeed(reads, [dashboards]), interval, also=refresh_catalog)
-            feed.start()
+        subscribers = [streams] if dashboards is None else [dashboards, streams]
+        streams.start(asyncio.get_running_loop())
+        feed = FeedThread(ChangeFeed(reads, subscribers), interval, also=refresh_catalog)
+        feed.start()
         try:
             if lifespan is None:
                 yield
@@ -78,8 +82,8 @@ def create_app(
                 async with lifespan(app):
                     yield
         finally:
-            if feed is not None:
-                feed.stop()
+            streams.stop()
+            feed.stop()
             if isinstance(reads, ClientPool):
                 reads.close()
 
@@ -94,13 +98,16 @@ def create_app(
     app.state.dashboards = dashboards
     app.state.publisher = publisher
     app.state.clock = clock
+    app.state.streams = streams
     errors.install(app)
     app.add_middleware(KeptAnswerPath, api=app, routes=dashboard.router.routes)  # inside the
     # metrics middleware: its answers count
     app.add_middleware(MetricsMiddleware)
     app.include_router(dashboard.router)
+    app.include_router(stream.router)
     app.include_router(health.router)
     app.include_router(admin.router)  # eduknit check/resync through this process
+    page.install(app)
     return app
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Requests answered, by route template, method and status code.
@@ -36,6 +36,17 @@ APPLY_WAIT = Histogram(
 DASHBOARD_CACHE = Counter(
     "eduknit_api_dashboard_cache_total", "Dashboard payload look-ups by result", ["result"]
 )
+# Live streams (GET /api/dashboard/stream, ``api.stream_hub``): open now; dashboard
+# events handed to them; reads made for them (one per changed student, shared by all
+# of that student's streams); seconds from the start of the change feed's poll that saw
+# a change to its event being handed to the streams.
+OPEN_STREAMS = Gauge("eduknit_api_open_streams", "Open live dashboard streams")
+STREAM_EVENTS = Counter("eduknit_api_stream_events_total", "Dashboard events handed to streams")
+STREAM_READS = Counter("eduknit_api_stream_reads_total", "Dashboard reads for live streams")
+STREAM_PUSH = Histogram(
+    "eduknit_api_stream_push_seconds", "Change seen by the feed -> event handed to the streams",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)  # fmt: skip
 
 
 def route_label(scope: Scope) -> str:

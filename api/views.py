@@ -89,6 +89,25 @@ def realtime_answer(
     return _realtime(student_id, _realtime_data(client, cache, student_id, now), tz, now)
 
 
+def realtime_answers(
+    client: Client,
+    zones: dict[str, list[str | None]],
+    now: dt.datetime,
+    cache: DashboardCache | None = None,
+) -> dict[str, tuple[int, list[tuple[RealtimeDashboard, Basis | None]]]]:
+    """``realtime_answer`` of each student of ``zones`` in each of its zones, from one
+    read of all of them (the live streams, ``api.stream_hub``), with the version of the
+    payload read (0: none)."""
+    since, until = _read_range(now, metrics.WEEK_DAYS)
+    loaded = store.load_students(
+        client, list(zones), since, until, all_active_days=True, cache=cache
+    )
+    return {
+        student: (data.version or 0, [_realtime(student, data, tz, now) for tz in zones[student]])
+        for student, data in loaded.items()
+    }
+
+
 def realtime_view(
     client: Client,
     student_id: str,

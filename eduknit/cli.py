@@ -45,6 +45,7 @@ class ApiThread:
 
         from api.main import create_app
         from api.publisher import KafkaEventPublisher
+        from api.serving import ApiServer
 
         self.publisher = KafkaEventPublisher(settings.bootstrap_servers)
         app = create_app(settings, client, self.publisher)
@@ -52,7 +53,7 @@ class ApiThread:
             app, host=settings.api_host, port=settings.api_port, log_level="warning",
             access_log=False, lifespan="on", http=API_HTTP,
         )  # fmt: skip
-        self.server = uvicorn.Server(config)
+        self.server = ApiServer(config)  # ends the live streams first when it stops
         self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
 
     def start(self) -> None:
@@ -136,6 +137,7 @@ def cmd_api(settings: Settings) -> int:
 
     from api.main import create_app
     from api.publisher import KafkaEventPublisher
+    from api.serving import ApiServer
     from infra.clickhouse import close_shared, shared_client
 
     publisher = KafkaEventPublisher(settings.bootstrap_servers)
@@ -146,10 +148,11 @@ def cmd_api(settings: Settings) -> int:
 
             faults.install(client, settings.data_path)
         app = create_app(settings, client, publisher)
-        uvicorn.run(
+        config = uvicorn.Config(
             app, host=settings.api_host, port=settings.api_port, log_level="warning",
             http=API_HTTP,
         )  # fmt: skip
+        ApiServer(config).run()  # uvicorn.run, ending the live streams first when it stops
     finally:
         publisher.close()
         close_shared()
@@ -167,8 +170,15 @@ def cmd_migrate(settings: Settings) -> int:
 def cmd_token(settings: Settings, student_id: str, role: str, hours: float) -> int:
     from infra.tokens import make_token
 
-    print(make_token(settings.jwt_secret, student_id, role=role, ttl_seconds=hours * 3600))
+    token = make_token(settings.jwt_secret, student_id, role=role, ttl_seconds=hours * 3600)
+    print(token)  # alone on stdout, for TOKEN=$(eduknit token s1)
+    print(f"dashboard: {page_url(settings, token)}", file=sys.stderr)
     return 0
+
+
+def page_url(settings: Settings, token: str) -> str:
+    """The dashboard page signed in with ``token`` (in the fragment: never sent to the server)."""
+    return f"http://{settings.api_host}:{settings.api_port}/#token={token}"
 
 
 def main(argv: list[str] | None = None) -> int:

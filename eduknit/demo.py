@@ -4,7 +4,8 @@ A catalog of courses and students in several time zones learning over the last
 N days: enrollments, lessons with time spent and completions, quizzes with
 retakes, a few unenrollments. Event ids derive from the seed, so running the demo
 twice counts nothing twice. It waits until the pipeline applied the sample (by
-reading the API), then prints a token and curl lines.
+reading the API), then prints the dashboard page's URL (signed in with a student's
+token in its fragment), the token and curl lines.
 """
 
 from __future__ import annotations
@@ -170,6 +171,7 @@ def run_demo(settings: Settings, students: int, courses: int, days: int, seed: i
     token = make_token(settings.jwt_secret, student, ttl_seconds=7 * 86400)
     base = f"http://{settings.api_host}:{settings.api_port}"
     print(f"applied in {time.monotonic() - started:.1f} s. Dashboard of {student}:\n")
+    print(f"open {base}/#token={token}\n")  # the page (the fragment never reaches the server)
     print(f"export TOKEN={token}")
     print(f'curl -s -H "Authorization: Bearer $TOKEN" {base}/api/dashboard/realtime')
     print(f'curl -s -H "Authorization: Bearer $TOKEN" "{base}/api/dashboard/statistics?days=30"')

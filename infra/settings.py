@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # until the change feed, polling ClickHouse this often, sees a newer row of theirs.
     dashboard_cache_students: int = Field(10_000, alias="EDUKNIT_DASHBOARD_CACHE_STUDENTS", ge=0)
     dashboard_feed_seconds: float = Field(0.1, alias="EDUKNIT_DASHBOARD_FEED_SECONDS", gt=0, le=1)
+    # API: the live stream (GET /api/dashboard/stream) writes a ": keep-alive" comment
+    # after this many seconds without an event (SPEC §8: at least every 15 s).
+    stream_keepalive_seconds: float = Field(
+        15.0, alias="EDUKNIT_STREAM_KEEPALIVE_SECONDS", gt=0, le=15
+    )
     log_level: str = Field("info", alias="EDUKNIT_LOG_LEVEL")
     # A worker running alone (make worker, the compose service) serves its /metrics here
     # (port 0: not served; with make run the API's /metrics shows the worker's).

@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the repository (testkit/ is at its top)
 
 _EVENTS_SQL = (
     "SELECT student_id, groupUniqArray(event_id) FROM learning_events FINAL "

@@ -23,7 +23,7 @@ from confluent_kafka import Producer as KafkaProducer
 from infra.broker import free_port
 from infra.tokens import make_token
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the repository (testkit/ is at its top)
 SECRET = "integration-test-secret-0123456789abcdef"
 
 
@@ -112,7 +112,7 @@ class Stack:
 
 
 class Producer:
-    """Sends events and catalog entries to a stack's broker, keyed by student and course."""
+    """Sends events and catalog entries to a stack's broker, keyed as SPEC §2 says."""
 
     def __init__(self, bootstrap: str) -> None:
         self.producer = KafkaProducer({"bootstrap.servers": bootstrap, "linger.ms": 5})

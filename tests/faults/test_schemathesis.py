@@ -40,6 +40,8 @@ def test_no_input_makes_a_server_error(ch_client: Client) -> None:
     calls: dict[str, int] = {}
     for result in schema.get_all_operations():
         operation = result.ok()
+        if operation.path == "/api/dashboard/stream":  # a 200 never ends; its errors are the
+            continue  # /realtime ones (tests/unit/test_stream.py checks they are the same)
         _exercise(operation, f"{operation.method.upper()} {operation.path}", calls, failures)
     assert {"GET /api/dashboard/realtime", "POST /api/dashboard/progress/update"} <= set(calls)
     assert not failures, "\n".join(failures[:10])
