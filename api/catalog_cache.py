@@ -20,7 +20,10 @@ from typing import Any
 
 from api.records import CatalogEntry
 
-CATALOG_SQL = "SELECT course_id, title, total_lessons, deleted FROM course_catalog FINAL"
+CATALOG_SQL = (
+    "SELECT course_id, title, total_lessons, deleted, lessons, lessons_listed "
+    "FROM course_catalog FINAL"
+)
 CATALOG_TTL_SECONDS = 1.0
 
 
@@ -71,8 +74,10 @@ class CatalogCache:
         read_at = self.clock()
         rows = client.query(CATALOG_SQL).result_rows
         catalog = {
-            course_id: CatalogEntry(course_id, title, int(total), deleted=bool(deleted))
-            for course_id, title, total, deleted in rows
+            course_id: CatalogEntry(
+                course_id, title, int(total), bool(deleted), frozenset(lessons) if listed else None
+            )
+            for course_id, title, total, deleted, lessons, listed in rows
         }
         with self._lock:
             self._kept[client] = (read_at, catalog)

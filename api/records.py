@@ -33,12 +33,17 @@ class CourseRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
-    """One ``course_catalog`` row (``deleted`` entries count as absent)."""
+    """One ``course_catalog`` row (``deleted`` entries count as absent).
+
+    ``lessons``: the lesson ids the entry lists, or None when it lists none (then
+    any lesson counts; docs/api.md § What a student can and cannot claim).
+    """
 
     course_id: str
     title: str
     total_lessons: int
     deleted: bool = False
+    lessons: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,8 +61,9 @@ SELECT 0 AS k, course_id AS id, toDate(0) AS d, toFloat64(enrolled) AS a,
        '' AS s1, '' AS s2, completion_times AS ts, {_NO_DATES} AS ds
 FROM student_courses FINAL WHERE student_id = {{student:String}}
 UNION ALL
-SELECT 1, course_id, toDate(0), toFloat64(total_lessons), toFloat64(deleted), NULL, 0., 0., 0.,
-       {_NO_TS}, {_NO_TS}, {_NO_TS}, title, '', {_NO_TS_ARRAY}, {_NO_DATES}
+SELECT 1, course_id, toDate(0), toFloat64(total_lessons), toFloat64(deleted),
+       toFloat64(lessons_listed), 0., 0., 0., {_NO_TS}, {_NO_TS}, {_NO_TS}, title,
+       arrayStringConcat(lessons, '\n'), {_NO_TS_ARRAY}, {_NO_DATES}
 FROM course_catalog FINAL
 WHERE course_id IN (SELECT course_id FROM student_courses WHERE student_id = {{student:String}})
 UNION ALL
@@ -107,8 +108,9 @@ def _parse(rows: list[tuple[Any, ...]]) -> StudentData:
                 reported_progress=c, reported_progress_at=_ts(t2), time_spent_minutes=e,
                 last_activity_at=_ts(t3),
             ))  # fmt: skip
-        elif k == 1:
-            catalog[key] = CatalogEntry(key, s1, int(a), deleted=b > 0)
+        elif k == 1:  # lesson ids hold no control character: joined by line breaks
+            lessons = frozenset(s2.split("\n")) - {""} if c else None
+            catalog[key] = CatalogEntry(key, s1, int(a), b > 0, lessons)
         elif k == 2:
             summary = SummaryRecord(
                 total_points=int(a), active_days=tuple(sorted(ds)),

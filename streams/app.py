@@ -43,6 +43,7 @@ from streams.catalog import catalog_rows
 from streams.commit import commit_batch
 from streams.guard import EXIT_FATAL, InvalidRatioGuard, TooManyInvalid
 from streams.housekeeping import EngineMemory, after_snapshot, tune_garbage_collector
+from streams.lesson_catalog import CatalogPoller, LessonCatalog
 from streams.prepared_write import PreparedWrite, close_all
 from streams.processor import BatchResult, EventProcessor, Message, dead_letter_row
 from streams.rows import Row
@@ -88,6 +89,8 @@ class Worker:
         self.clock = clock
         self.versions = VersionClock()
         self.versions.last = sink.max_version()
+        self.lessons = LessonCatalog()
+        self.catalog_poller = CatalogPoller(sink.client, self.lessons)
         self.processor = EventProcessor(
             sink,
             recent_ids_days=settings.recent_ids_days,
@@ -95,6 +98,7 @@ class Worker:
             max_event_bytes=settings.max_event_bytes,
             cache_students=settings.state_cache_students,
             hot_students=settings.hot_state_students,
+            lessons=self.lessons,
         )
         self.writer = RetryingWriter(sink)
         self.engine_memory = EngineMemory(
@@ -271,6 +275,9 @@ class Worker:
                 tables["dead_letters"] = [dead_letter_row(letter) for letter in letters]
             await self.send_dead_letters(letters)
             await self.writer.write(tables)
+            for row in rows:  # in force here at once; other workers read it from ClickHouse
+                course_id, lessons, listed, deleted = row[0], row[3], row[4], row[5]
+                self.lessons.apply(course_id, lessons if listed and not deleted else None)
             for event in batch:
                 await stream.ack(event)
             metrics.CATALOG_UPDATES.inc(len(rows))
@@ -300,6 +307,7 @@ class Worker:
         """
 
         async def attempt() -> BatchResult:
+            self.catalog_poller.refresh_if_due()  # the lesson lists, when the catalog changed
             return self.processor.process(messages, self.clock(), self.versions.next())
 
         return await self.writer.retrying("read", attempt, (ClickHouseError, OSError))

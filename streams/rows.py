@@ -47,7 +47,10 @@ COLUMNS: dict[str, list[str]] = {
     ],
     "student_state": ["student_id", "kafka_partition", "state", "version"],
     "student_dashboard": ["student_id", "payload", "version"],
-    "course_catalog": ["course_id", "title", "total_lessons", "deleted", "updated_at", "version"],
+    "course_catalog": [
+        "course_id", "title", "total_lessons", "lessons", "lessons_listed", "deleted",
+        "updated_at", "version",
+    ],
     "dead_letters": [
         "received_at", "topic", "kafka_partition", "kafka_offset", "message_key", "reason",
         "field", "payload",

@@ -130,9 +130,9 @@ def seed(client: Client, sid: str, p: str) -> dict[str, Any]:
     """A student with four courses, daily rows and a summary; returns what was seeded."""
     v = next(_versions)
     # later inserts hold older versions, so only FINAL gives the right rows
-    insert(client, "course_catalog", [[f"{p}B", "Course B", 10, 1, NOW, v + 1]])  # tombstone
-    insert(client, "course_catalog", [[f"{p}A", "Course A", 4, 0, NOW, v],
-                                      [f"{p}B", "Course B", 10, 0, NOW, v]])  # fmt: skip
+    insert(client, "course_catalog", [[f"{p}B", "Course B", 10, [], 0, 1, NOW, v + 1]])  # tombstone
+    insert(client, "course_catalog", [[f"{p}A", "Course A", 4, [], 0, 0, NOW, v],
+                                      [f"{p}B", "Course B", 10, [], 0, 0, NOW, v]])  # fmt: skip
     done = [NOW - dt.timedelta(days=10 - i) for i in range(4)]
     courses = {
         # id: enrolled, first_enrolled_at, completed, completion_times, reported,
@@ -513,7 +513,7 @@ def test_post_applied_returns_course_and_summary(
     http: TestClient, ch_client: Client, publisher: FakePublisher, unique_id: str
 ) -> None:
     sid, course = f"s-{unique_id}", f"{unique_id}-P"
-    insert(ch_client, "course_catalog", [[course, "Purl", 4, 0, NOW, next(_versions)]])
+    insert(ch_client, "course_catalog", [[course, "Purl", 4, [], 0, 0, NOW, next(_versions)]])
     body = {"courseId": course, "lessonId": "l1", "moduleId": "m1", "timeSpent": 12.5,
             "completed": True}  # fmt: skip
     response = http.post("/api/dashboard/progress/update", headers=auth(sid), json=body)
