@@ -10,7 +10,8 @@ table existed (migration 0004) has no such row yet: then the courses, their
 catalog entries, the summary row and the daily rows are read from the aggregate
 tables in a single ``UNION ALL`` query (every branch filters by ``student_id``
 first, the head of each sort key, and reads the ReplacingMergeTree tables with
-``FINAL``); both give the same records. ``event_applied`` tells whether
+``FINAL``); both give the same records, to which ``api.lesson_rules.rerate``
+applies the catalog's lesson rules. ``event_applied`` tells whether
 the worker has counted an event (its ``learning_events`` row exists; the worker
 writes that row after the aggregates, so the aggregates then include it).
 
@@ -32,6 +33,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from api import payload
 from api.catalog_cache import CatalogCache
 from api.dashboard_cache import DashboardCache
+from api.lesson_rules import rerate
 from api.records import CatalogEntry, CourseRecord, DayRecord, StudentData, SummaryRecord
 from api.timeutil import as_utc
 
@@ -165,7 +167,7 @@ def load_student(
             cache.put(student_id, raw, int(version), read_started)
         data = payload.decode(raw, since, until, all_active_days=all_active_days)
         catalog = CATALOG.entries(client, (course.course_id for course in data.courses))
-    return StudentData(data.courses, catalog, data.summary, data.days, int(version))
+    return rerate(StudentData(data.courses, catalog, data.summary, data.days, int(version)))
 
 
 def kept_student(
@@ -187,7 +189,7 @@ def kept_student(
     catalog = CATALOG.kept_entries(client, (course.course_id for course in data.courses))
     if catalog is None:
         return None
-    return StudentData(data.courses, catalog, data.summary, data.days, version)
+    return rerate(StudentData(data.courses, catalog, data.summary, data.days, version))
 
 
 def load_student_from_aggregates(
@@ -207,7 +209,7 @@ def load_student_from_aggregates(
     }
     with _dashboard_read():
         result = client.query(_LOAD_SQL, parameters=parameters)
-    return _parse(result.result_rows)
+    return rerate(_parse(result.result_rows))
 
 
 def event_applied(client: Client, student_id: str, event_id: str) -> bool:

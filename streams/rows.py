@@ -21,7 +21,7 @@ import orjson
 from schemas.events import ParsedEvent
 from schemas.time_format import iso_ms
 from schemas.units import from_micro
-from streams.student_state import LESSON_POINTS, DayFacts, StudentState, day_of
+from streams.student_state import LESSON_POINTS, DayFacts, StudentState, day_of, quiz_awards
 
 Row = list[Any]
 
@@ -82,17 +82,28 @@ def event_row(
 
 
 def _course_values(state: StudentState, course_id: str) -> list[Any]:
-    """A course's ``student_courses`` values (times as epoch ms), after its id.
+    """A course's ``student_courses`` values (times as epoch ms), after its id, then
+    the two the dashboard payload adds.
 
     enrolled, first enrolled at, completed lessons, completion times, reported
-    progress, reported at, minutes, last activity at.
+    progress, reported at, minutes, last activity at; then the first completions
+    as ``[lesson, at, local date]`` in (``occurredAt``, ``eventId``) order and the
+    quiz awards as ``[at, points]``: what the API needs to apply the catalog's
+    lesson rules when it reads (docs/architecture.md § Catalog lessons at read time).
     """
     c = state.courses[course_id]
+    firsts = sorted([(at, eid, lesson, day) for lesson, (at, eid, day) in c.lessons.items()])
+    awards = [
+        [attempt.at, points]
+        for attempts in c.quizzes.values()
+        for attempt, points in zip(attempts, quiz_awards(attempts), strict=True)
+        if points
+    ]
     return [
-        1 if c.enrolled else 0, c.first_enrolled_at, len(c.lessons),
-        sorted(at for at, _, _ in c.lessons.values()),
+        1 if c.enrolled else 0, c.first_enrolled_at, len(firsts), [f[0] for f in firsts],
         c.progress[2] if c.progress else None, c.progress[0] if c.progress else None,
         from_micro(c.minutes), c.last_activity_at,
+        [[lesson, at, iso_day(day)] for at, _, lesson, day in firsts], awards,
     ]  # fmt: skip
 
 
@@ -179,7 +190,8 @@ def student_rows(state: StudentState, now: dt.datetime, version: int) -> Student
     latest event, recent activity, courses, days]`` with times as epoch
     milliseconds and dates as ``YYYY-MM-DD``; a course is ``[id, enrolled, first
     enrolled at, completed lessons, completion times, reported progress, reported
-    at, minutes, last activity at]`` and a day ``[date, course, minutes, first
+    at, minutes, last activity at, first completions, quiz awards]`` (the last two
+    as ``_course_values`` says) and a day ``[date, course, minutes, first
     completions, completions, quizzes, quiz score sum, points, first completion at]``
     (the columns of ``student_courses`` and ``student_course_daily``). The API
     decodes it in ``api.store``; ``bench.load_reads`` builds the same shape in SQL.
@@ -196,7 +208,7 @@ def student_rows(state: StudentState, now: dt.datetime, version: int) -> Student
     for course_id in sorted(state.dirty_courses or ()):
         enrolled, first, lessons, times, progress, progress_at, minutes, last = course_values[
             course_id
-        ]
+        ][:8]
         course_rows.append([
             student_id, course_id, enrolled, seconds(first), lessons,
             [at / 1000 for at in times], progress, seconds(progress_at),
