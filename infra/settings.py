@@ -6,6 +6,7 @@ Every tunable of the pipeline lives here with its default; no other module reads
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,9 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "eduknit-development-secret-do-not-use-in-production"
+CORS_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
 
 
 class Settings(BaseSettings):
@@ -76,6 +80,21 @@ class Settings(BaseSettings):
     dashboard_feed_seconds: float = Field(0.1, alias="EDUKNIT_DASHBOARD_FEED_SECONDS", gt=0, le=1)
     log_level: str = Field("info", alias="EDUKNIT_LOG_LEVEL")
 
+    # Trust at the edge (docs/api.md § What a student can and cannot claim; api/limits.py).
+    # Request bodies: 413 above these sizes (batch routes: api.limits.BATCH_PATHS), 422
+    # when JSON nests deeper; POST progress/update by a student: requests per minute.
+    max_body_bytes: int = Field(65_536, alias="EDUKNIT_MAX_BODY_BYTES", ge=1024)
+    max_batch_body_bytes: int = Field(4_194_304, alias="EDUKNIT_MAX_BATCH_BODY_BYTES", ge=1024)
+    max_json_depth: int = Field(32, alias="EDUKNIT_MAX_JSON_DEPTH", ge=2, le=512)
+    student_posts_per_minute: int = Field(60, alias="EDUKNIT_STUDENT_POSTS_PER_MINUTE", ge=1)
+    # Browsers on these origins (comma-separated, e.g. https://app.example.org) get CORS
+    # answers; none by default (the dashboard page is served by the API itself).
+    cors_origins: str = Field("", alias="EDUKNIT_CORS_ORIGINS")
+    # Tolerated clock difference when checking a token's exp and nbf (seconds).
+    jwt_leeway_seconds: float = Field(0.0, alias="EDUKNIT_JWT_LEEWAY_SECONDS", ge=0, le=300)
+    # A separate worker process serves /metrics and /healthz on this port (0: none).
+    worker_metrics_port: int = Field(0, alias="EDUKNIT_WORKER_METRICS_PORT", ge=0, le=65535)
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.env == "production" and (
@@ -94,6 +113,26 @@ class Settings(BaseSettings):
         if self.faults and self.env == "production":
             raise ValueError("EDUKNIT_FAULTS (fault injection) is refused in production")
         return self
+
+    @model_validator(mode="after")
+    def _check_cors_origins(self) -> Settings:
+        for origin in self.cors_origin_list:
+            if origin != "*" and not CORS_ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"EDUKNIT_CORS_ORIGINS: {origin!r} is not an origin such as "
+                    "https://app.example.org or http://127.0.0.1:5173 (scheme, host, port only)"
+                )
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins of ``EDUKNIT_CORS_ORIGINS`` (empty: no CORS answers)."""
+        return [part.strip() for part in self.cors_origins.split(",") if part.strip()]
+
+    @property
+    def require_token_exp(self) -> bool:
+        """Tokens must carry ``exp`` in production."""
+        return self.env == "production"
 
     @property
     def data_path(self) -> Path:
