@@ -8,5 +8,6 @@ COPY schemas schemas
 COPY infra infra
 COPY streams streams
 COPY api api
+COPY eduknit eduknit
 USER nobody
 ENTRYPOINT ["python", "-m", "eduknit.cli"]

@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: float = Field(0.0, alias="EDUKNIT_JWT_LEEWAY_SECONDS", ge=0, le=300)
     # A separate worker process serves /metrics and /healthz on this port (0: none).
     worker_metrics_port: int = Field(0, alias="EDUKNIT_WORKER_METRICS_PORT", ge=0, le=65535)
+    worker_metrics_host: str = Field("127.0.0.1", alias="EDUKNIT_WORKER_METRICS_HOST")
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

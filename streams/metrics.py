@@ -37,3 +37,9 @@ STATES_CACHED = Gauge("eduknit_states_cached", "Student states held in memory")
 STATES_FROZEN = Gauge(
     "eduknit_states_frozen", "Idle student states held as snapshot JSON (part of states_cached)"
 )
+# Consumer lag per partition of the worker's topics: the partition's end offset as the
+# consumer last fetched it minus the group's committed offset, clamped at 0 (the
+# embedded broker can report end offsets low, which would read as negative lag).
+CONSUMER_LAG = Gauge(
+    "eduknit_consumer_lag", "Messages not yet committed, per partition", ["topic", "partition"]
+)
