@@ -38,17 +38,25 @@ LESSON_POINTS = 10
 POINTS_PER_LEVEL = 100
 
 
-def counted(course: CourseRecord, entry: CatalogEntry | None) -> list[list[Any]] | None:
-    """The first completions of ``course`` that count, or None when all of them do
-    (no catalog entry, or one without a list that the course stays within)."""
+def counted(course: CourseRecord, entry: CatalogEntry | None) -> list[tuple[str, int, int]] | None:
+    """The first completions of ``course`` that count, as (lesson, at, local date
+    ordinal) in (``occurredAt``, ``eventId``) order, or None when all of them do (no
+    catalog entry, or one the course stays within: listed lessons, ``totalLessons``)."""
     firsts = course.lessons
     if entry is None or firsts is None:
         return None
     listed = entry.lessons
-    if listed is None and len(firsts) <= entry.total_lessons:
+    if len(firsts) <= entry.total_lessons and (
+        listed is None or all(lesson in listed for lesson in firsts)
+    ):
         return None
-    kept = [f for f in firsts if listed is None or f[0] in listed][: entry.total_lessons]
-    return None if len(kept) == len(firsts) else kept
+    ordered = sorted(firsts.items(), key=lambda item: (item[1][0], item[1][1]))
+    kept = [
+        (lesson, at, day)
+        for lesson, (at, _event_id, day) in ordered
+        if listed is None or lesson in listed
+    ]
+    return kept[: entry.total_lessons]
 
 
 def level_times(awards: Iterable[tuple[int, int]]) -> tuple[dt.datetime, ...]:
@@ -77,7 +85,7 @@ def rerate(data: StudentData) -> StudentData:
     """``data`` with the catalog's lesson rules applied (see the module)."""
     courses: list[CourseRecord] = []
     left_out: dict[tuple[str, str], int] = {}  # (course, lesson) -> its first completion at
-    by_day: dict[tuple[str, str], int] = {}  # (local date, course) -> completions left out
+    by_day: dict[tuple[int, str], int] = {}  # (local date ordinal, course) -> left out
     changed = False
     for course in data.courses:
         entry = data.live_catalog(course.course_id)
@@ -91,8 +99,8 @@ def rerate(data: StudentData) -> StudentData:
             courses.append(course)
             continue
         changed = True
-        kept_ids = {f[0] for f in kept}
-        for lesson, at, day in course.lessons:
+        kept_ids = {lesson for lesson, _, _ in kept}
+        for lesson, (at, _event_id, day) in course.lessons.items():
             if lesson not in kept_ids:
                 left_out[(course.course_id, lesson)] = at
                 key = (day, course.course_id)
@@ -100,8 +108,8 @@ def rerate(data: StudentData) -> StudentData:
         courses.append(
             course._replace(
                 completed_lessons=len(kept),
-                completion_times=tuple(ms_to_datetime(f[1]) for f in kept),  # type: ignore[misc]
-                lessons=kept,
+                completion_times=tuple(sorted(ms_to_datetime(at) for _, at, _ in kept)),  # type: ignore[type-var]
+                lessons={lesson: course.lessons[lesson] for lesson in kept_ids},
             )
         )
     if not changed:
@@ -116,8 +124,8 @@ def rerate(data: StudentData) -> StudentData:
     )
 
 
-def _day(row: DayRecord, by_day: dict[tuple[str, str], int]) -> DayRecord:
-    missing = by_day.get((row.local_date.isoformat(), row.course_id))
+def _day(row: DayRecord, by_day: dict[tuple[int, str], int]) -> DayRecord:
+    missing = by_day.get((row.local_date.toordinal(), row.course_id))
     if not missing:
         return row
     return row._replace(
@@ -135,7 +143,7 @@ def _summary(
         return None
     awards: list[tuple[int, int]] = []
     for course in courses:
-        awards += [(f[1], LESSON_POINTS) for f in course.lessons or ()]
+        awards += [(first[0], LESSON_POINTS) for first in (course.lessons or {}).values()]
         awards += [(at, points) for at, points in course.quiz_awards or ()]
     recent = record.recent_activity
     items = orjson.loads(recent) if isinstance(recent, str) else recent

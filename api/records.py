@@ -30,10 +30,10 @@ class CourseRecord(NamedTuple):
     time_spent_minutes: float = 0.0
     last_activity_at: dt.datetime | None = None
     # From the dashboard payload only (None when unknown: rows of the aggregate tables):
-    # the first completions as [lesson id, at (epoch ms), local date] in (occurredAt,
-    # eventId) order, and the quiz awards as [at (epoch ms), points]; what
+    # the first completions as {lesson id: [at (epoch ms), event id, local date as an
+    # ordinal]}, and the quiz awards as [at (epoch ms), points]; what
     # ``api.lesson_rules`` needs to apply the catalog's lesson rules.
-    lessons: list[list[Any]] | None = None
+    lessons: dict[str, list[Any]] | None = None
     quiz_awards: list[list[Any]] | None = None
 
 

@@ -87,23 +87,29 @@ def _course_values(state: StudentState, course_id: str) -> list[Any]:
 
     enrolled, first enrolled at, completed lessons, completion times, reported
     progress, reported at, minutes, last activity at; then the first completions
-    as ``[lesson, at, local date]`` in (``occurredAt``, ``eventId``) order and the
-    quiz awards as ``[at, points]``: what the API needs to apply the catalog's
-    lesson rules when it reads (docs/architecture.md § Catalog lessons at read time).
+    as ``{lesson: [at, event id, local date ordinal]}`` and the quiz awards as
+    ``[at, points]``: what the API needs to apply the catalog's lesson rules when it
+    reads (docs/architecture.md § Catalog lessons at read time). The first
+    completions are the state's own dict, which orjson writes in C: sorting and
+    copying them here cost ~6 µs per changed student (bench/RESULTS-trust.md).
     """
     c = state.courses[course_id]
-    firsts = sorted([(at, eid, lesson, day) for lesson, (at, eid, day) in c.lessons.items()])
-    awards = [
-        [attempt.at, points]
-        for attempts in c.quizzes.values()
-        for attempt, points in zip(attempts, quiz_awards(attempts), strict=True)
-        if points
-    ]
+    lessons = c.lessons
+    awards = (
+        sorted(
+            [attempt.at, points]
+            for attempts in c.quizzes.values()
+            for attempt, points in zip(attempts, quiz_awards(attempts), strict=True)
+            if points
+        )
+        if c.quizzes
+        else []
+    )
     return [
-        1 if c.enrolled else 0, c.first_enrolled_at, len(firsts), [f[0] for f in firsts],
+        1 if c.enrolled else 0, c.first_enrolled_at, len(lessons),
+        sorted([at for at, _, _ in lessons.values()]),
         c.progress[2] if c.progress else None, c.progress[0] if c.progress else None,
-        from_micro(c.minutes), c.last_activity_at,
-        [[lesson, at, iso_day(day)] for at, _, lesson, day in firsts], awards,
+        from_micro(c.minutes), c.last_activity_at, lessons, awards,
     ]  # fmt: skip
 
 
@@ -242,11 +248,14 @@ def student_rows(state: StudentState, now: dt.datetime, version: int) -> Student
         [at / 1000 for at in levels], latest[0] / 1000, latest[2],
         state.events_counted, recent.decode(), now_s, version,
     ]  # fmt: skip
-    payload = orjson.dumps([
-        total, [iso_day(day) for day in active_days], levels, latest[2],
-        orjson.Fragment(recent), [[cid, *values] for cid, values in course_values.items()],
-        shown,
-    ])  # fmt: skip
+    payload = orjson.dumps(
+        [
+            total, [iso_day(day) for day in active_days], levels, latest[2],
+            orjson.Fragment(recent), [[cid, *values] for cid, values in course_values.items()],
+            shown,
+        ],
+        option=orjson.OPT_SORT_KEYS,  # the first completions: the same text in every order
+    )  # fmt: skip
     return StudentRows(course_rows, day_rows, summary, [student_id, payload.decode(), version])
 
 
