@@ -1,9 +1,11 @@
 """Bearer tokens and who may read or write whose data (docs/api.md), without FastAPI.
 
 Tokens are JWTs signed with HS256 and ``EDUKNIT_JWT_SECRET``; no other
-algorithm is accepted (``none`` included). ``sub`` (the studentId, 1-128 chars)
-is required, ``exp`` is enforced when present (``nbf`` too), ``role`` is
-``student`` (default), ``service`` or ``admin``.
+algorithm is accepted (``none`` included). ``sub`` (the studentId, 1-128 chars
+without control characters) is required, ``exp`` is enforced when present
+(``nbf`` too) and required in production (``TokenPolicy``, with the clock
+leeway of ``EDUKNIT_JWT_LEEWAY_SECONDS``), ``role`` is ``student`` (default),
+``service`` or ``admin``.
 
 Access rules (the contract's, plus the choices where it is silent):
 
@@ -25,6 +27,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import jwt
+
+from infra.settings import Settings
+from schemas.events import CONTROL_CHARACTERS
 
 ALGORITHM = "HS256"
 ROLES = ("student", "service", "admin")
@@ -54,7 +59,24 @@ class Principal:
     role: Role
 
 
-def decode_token(token: str, secret: str) -> Principal:
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    """How strictly tokens are checked: ``exp`` required (production) and the clock
+    leeway allowed on ``exp`` and ``nbf`` (``EDUKNIT_JWT_LEEWAY_SECONDS``)."""
+
+    require_exp: bool = False
+    leeway_seconds: float = 0.0
+
+
+LENIENT = TokenPolicy()
+
+
+def token_policy(settings: Settings) -> TokenPolicy:
+    """The policy of the settings: ``exp`` required in production, their leeway."""
+    return TokenPolicy(settings.require_token_exp, settings.jwt_leeway_seconds)
+
+
+def decode_token(token: str, secret: str, policy: TokenPolicy = LENIENT) -> Principal:
     """Verify a bearer token and return its principal; ``AuthError`` when it is not valid."""
     try:
         header = jwt.get_unverified_header(token)
@@ -63,18 +85,30 @@ def decode_token(token: str, secret: str) -> Principal:
     if header.get("alg") != ALGORITHM:
         raise AuthError(401, f"token must be signed with {ALGORITHM}")
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub"]})
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["sub", "exp"] if policy.require_exp else ["sub"]},
+            leeway=policy.leeway_seconds,
+        )
     except jwt.ExpiredSignatureError as exc:
         raise AuthError(401, "token has expired") from exc
     except jwt.InvalidSignatureError as exc:
         raise AuthError(401, "token signature is invalid") from exc
     except jwt.MissingRequiredClaimError as exc:
-        raise AuthError(401, "token has no 'sub' claim") from exc
+        raise AuthError(401, f"token has no '{exc.claim}' claim") from exc
     except jwt.PyJWTError as exc:
         raise AuthError(401, f"invalid token: {exc}") from exc
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_ID_LENGTH:
-        raise AuthError(401, "token 'sub' must be a student id of 1-128 characters")
+    if (
+        not isinstance(subject, str)
+        or not 1 <= len(subject) <= MAX_ID_LENGTH
+        or CONTROL_CHARACTERS.search(subject) is not None
+    ):
+        raise AuthError(
+            401, "token 'sub' must be a student id of 1-128 characters without control characters"
+        )
     role = claims.get("role", "student")
     if role not in ROLES:
         raise AuthError(403, f"token role {role!r} is not one of {', '.join(ROLES)}")

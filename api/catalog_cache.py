@@ -20,7 +20,10 @@ from typing import Any
 
 from api.records import CatalogEntry
 
-CATALOG_SQL = "SELECT course_id, title, total_lessons, deleted FROM course_catalog FINAL"
+CATALOG_SQL = (
+    "SELECT course_id, title, total_lessons, deleted, lessons, lessons_listed "
+    "FROM course_catalog FINAL"
+)
 CATALOG_TTL_SECONDS = 1.0
 
 
@@ -70,10 +73,21 @@ class CatalogCache:
     def _read(self, client: Any) -> dict[str, CatalogEntry]:
         read_at = self.clock()
         rows = client.query(CATALOG_SQL).result_rows
+        with self._lock:
+            _, before = self._kept.get(client, (float("-inf"), {}))
         catalog = {
-            course_id: CatalogEntry(course_id, title, int(total), deleted=bool(deleted))
-            for course_id, title, total, deleted in rows
+            course_id: CatalogEntry(
+                course_id, title, int(total), bool(deleted), frozenset(lessons) if listed else None
+            )
+            for course_id, title, total, deleted, lessons, listed in rows
         }
+        # An unchanged entry stays the same object: kept answers compare their entries
+        # with the copy's on every hit, and identical objects compare at once (a lesson
+        # list compared item by item would cost that on every hit instead of per read).
+        for course_id, entry in catalog.items():
+            old = before.get(course_id)
+            if old is not None and old == entry:
+                catalog[course_id] = old
         with self._lock:
             self._kept[client] = (read_at, catalog)
         return catalog

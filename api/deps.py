@@ -15,7 +15,7 @@ from clickhouse_connect.driver.client import Client
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import AuthError, Principal, decode_token
+from api.auth import AuthError, Principal, decode_token, token_policy
 from api.dashboard_cache import DashboardCache
 from api.publisher import EventPublisher
 from api.timeutil import Clock
@@ -70,7 +70,7 @@ async def get_principal(
         )
     settings: Settings = request.app.state.settings
     try:
-        return decode_token(credentials.credentials, settings.jwt_secret)
+        return decode_token(credentials.credentials, settings.jwt_secret, token_policy(settings))
     except AuthError as exc:
         if exc.status == 401:
             raise _unauthorized(exc.message) from None

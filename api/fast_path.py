@@ -23,7 +23,7 @@ from typing import Any
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.auth import AuthError, decode_token, student_to_read
+from api.auth import AuthError, decode_token, student_to_read, token_policy
 from api.dashboard_cache import DashboardCache
 from api.kept_answers import AnswerKey, answer_key, kept_body
 from api.query_params import PARAMETERS, plain_query
@@ -99,8 +99,10 @@ class KeptAnswerPath:
         if parsed is None or token is None:
             return None
         key, requested = parsed
+        settings = state.settings
         try:
-            student = student_to_read(decode_token(token, state.settings.jwt_secret), requested)
+            principal = decode_token(token, settings.jwt_secret, token_policy(settings))
+            student = student_to_read(principal, requested)
         except AuthError:
             return None
         return kept_body(cache, state.client, student, key, state.clock())

@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from clickhouse_connect.driver.client import Client
 from fastapi import FastAPI
 
-from api import errors, store
+from api import edge, errors, store
 from api.change_feed import ChangeFeed, FeedThread
 from api.dashboard_cache import DashboardCache
 from api.fast_path import KeptAnswerPath
@@ -92,6 +92,8 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan_with_pool,
+        docs_url=None,  # api.edge serves /docs and /redoc from local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.client = reads
@@ -102,6 +104,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(KeptAnswerPath, api=app, routes=dashboard.router.routes)  # inside the
     # metrics middleware: its answers count
+    edge.install(app, settings)  # body limits, CORS, offline /docs, the POST's admission
     app.add_middleware(MetricsMiddleware)
     app.include_router(dashboard.router)
     app.include_router(stream.router)

@@ -30,10 +30,13 @@ _date = dt.date.fromisoformat
 
 
 def _course(item: list[Any]) -> CourseRecord:
-    course_id, enrolled, first_at, lessons, completions, progress, progress_at, minutes, last = item
+    course_id, enrolled, first_at, lessons, completions, progress, progress_at, minutes = item[:8]
+    last = item[8]
+    # First completions and quiz awards: payloads written before they were added lack them.
+    firsts, awards = (item[9], item[10]) if len(item) > 10 else (None, None)
     return CourseRecord(
         course_id, bool(enrolled), _at(first_at), lessons, tuple(map(_at, completions)),
-        progress, _at(progress_at), minutes, _at(last),
+        progress, _at(progress_at), minutes, _at(last), firsts, awards,
     )  # fmt: skip
 
 

@@ -6,7 +6,8 @@ when absent, and a given ``occurredAt`` must be RFC 3339 with an offset, not
 before 1970 and not further ahead than the worker accepts
 (``EDUKNIT_MAX_FUTURE_SECONDS``, 24 h) — the API refuses with 422 what the
 worker would send to the dead-letter topic. The event is then validated by
-``schemas.events.LearningEvent`` exactly as the worker will parse it.
+``schemas.events.LearningEvent`` exactly as the worker will parse it, ids with
+control characters included (``check_ids``).
 
 ``wait_applied`` polls ClickHouse until the worker has counted the event or the
 wait limit passes; a failing ClickHouse only means "not seen yet".
@@ -31,8 +32,8 @@ from api.errors import invalid_input
 from api.models import ProgressUpdateRequest
 from api.store import StoreUnavailable, event_applied
 from api.timeutil import iso_utc, parse_occurred_at
-from schemas.errors import first_error
-from schemas.events import EPOCH, LearningEvent
+from schemas.errors import InvalidMessage, first_error
+from schemas.events import EPOCH, LearningEvent, check_ids
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,19 @@ def build_event(
     if body.timezone is not None:
         event["timezone"] = body.timezone
     try:
-        LearningEvent.model_validate_json(orjson.dumps(event))
+        check_ids(LearningEvent.model_validate_json(orjson.dumps(event)))
     except ValidationError as exc:
-        problem = first_error(exc)
-        field = problem.field or "body"
-        raise RequestValidationError(
-            [{"loc": ("body", field), "msg": problem.reason, "type": "value_error"}]
-        ) from None
+        raise _unprocessable(first_error(exc)) from None
+    except InvalidMessage as exc:
+        raise _unprocessable(exc) from None
     return event
+
+
+def _unprocessable(problem: InvalidMessage) -> RequestValidationError:
+    field = problem.field or "body"
+    return RequestValidationError(
+        [{"loc": ("body", field), "msg": problem.reason, "type": "value_error"}]
+    )
 
 
 async def wait_applied(client: Client, student_id: str, event_id: str, timeout: float) -> bool:

@@ -16,7 +16,7 @@ from pydantic import AfterValidator
 
 from api.auth import MAX_ID_LENGTH
 from api.timeutil import check_zone_name
-from schemas.events import zone
+from schemas.events import CONTROL_CHARACTERS, CONTROL_MESSAGE, zone
 
 REALTIME = "/api/dashboard/realtime"
 STATISTICS = "/api/dashboard/statistics"
@@ -35,6 +35,15 @@ TzQuery = Annotated[
     ),
     AfterValidator(lambda value: None if value is None else check_zone_name(value)),
 ]
+
+
+def check_student_id(value: str | None) -> str | None:
+    """A ``studentId`` without control characters (the rule of every id)."""
+    if value is not None and CONTROL_CHARACTERS.search(value) is not None:
+        raise ValueError(CONTROL_MESSAGE)
+    return value
+
+
 StudentQuery = Annotated[
     str | None,
     Query(
@@ -43,6 +52,7 @@ StudentQuery = Annotated[
         max_length=MAX_ID_LENGTH,
         description="whose data: admin/service read anyone's, a service writes for anyone",
     ),
+    AfterValidator(check_student_id),
 ]
 DaysQuery = Annotated[int, Query(ge=1, le=MAX_DAYS, description="length of the period in days")]
 
@@ -61,7 +71,9 @@ def plain_query(path: str, query: bytes) -> tuple[str | None, int, str | None] |
     if tz is not None and not (1 <= len(tz) <= MAX_ZONE_NAME and zone(tz) is not None):
         return None
     requested = given.get("studentId")
-    if requested is not None and not 1 <= len(requested) <= MAX_ID_LENGTH:
+    if requested is not None and (
+        not 1 <= len(requested) <= MAX_ID_LENGTH or CONTROL_CHARACTERS.search(requested)
+    ):
         return None
     days = 0
     if "days" in allowed:

@@ -29,16 +29,27 @@ class CourseRecord(NamedTuple):
     reported_progress_at: dt.datetime | None = None
     time_spent_minutes: float = 0.0
     last_activity_at: dt.datetime | None = None
+    # From the dashboard payload only (None when unknown: rows of the aggregate tables):
+    # the first completions as {lesson id: [at (epoch ms), event id, local date as an
+    # ordinal]}, and the quiz awards as [at (epoch ms), points]; what
+    # ``api.lesson_rules`` needs to apply the catalog's lesson rules.
+    lessons: dict[str, list[Any]] | None = None
+    quiz_awards: list[list[Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
-    """One ``course_catalog`` row (``deleted`` entries count as absent)."""
+    """One ``course_catalog`` row (``deleted`` entries count as absent).
+
+    ``lessons``: the lesson ids the entry lists, or None when it lists none (then
+    any lesson counts; docs/api.md § What a student can and cannot claim).
+    """
 
     course_id: str
     title: str
     total_lessons: int
     deleted: bool = False
+    lessons: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

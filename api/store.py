@@ -10,7 +10,8 @@ table existed (migration 0004) has no such row yet: then the courses, their
 catalog entries, the summary row and the daily rows are read from the aggregate
 tables in a single ``UNION ALL`` query (every branch filters by ``student_id``
 first, the head of each sort key, and reads the ReplacingMergeTree tables with
-``FINAL``); both give the same records. ``event_applied`` tells whether
+``FINAL``); both give the same records, to which ``api.lesson_rules.rerate``
+applies the catalog's lesson rules. ``event_applied`` tells whether
 the worker has counted an event (its ``learning_events`` row exists; the worker
 writes that row after the aggregates, so the aggregates then include it).
 
@@ -32,6 +33,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from api import payload
 from api.catalog_cache import CatalogCache
 from api.dashboard_cache import DashboardCache
+from api.lesson_rules import rerate
 from api.records import CatalogEntry, CourseRecord, DayRecord, StudentData, SummaryRecord
 from api.timeutil import as_utc
 
@@ -61,8 +63,9 @@ SELECT 0 AS k, course_id AS id, toDate(0) AS d, toFloat64(enrolled) AS a,
        '' AS s1, '' AS s2, completion_times AS ts, {_NO_DATES} AS ds
 FROM student_courses FINAL WHERE student_id = {{student:String}}
 UNION ALL
-SELECT 1, course_id, toDate(0), toFloat64(total_lessons), toFloat64(deleted), NULL, 0., 0., 0.,
-       {_NO_TS}, {_NO_TS}, {_NO_TS}, title, '', {_NO_TS_ARRAY}, {_NO_DATES}
+SELECT 1, course_id, toDate(0), toFloat64(total_lessons), toFloat64(deleted),
+       toFloat64(lessons_listed), 0., 0., 0., {_NO_TS}, {_NO_TS}, {_NO_TS}, title,
+       arrayStringConcat(lessons, '\n'), {_NO_TS_ARRAY}, {_NO_DATES}
 FROM course_catalog FINAL
 WHERE course_id IN (SELECT course_id FROM student_courses WHERE student_id = {{student:String}})
 UNION ALL
@@ -111,8 +114,9 @@ def _parse(rows: list[tuple[Any, ...]]) -> StudentData:
                 reported_progress=c, reported_progress_at=_ts(t2), time_spent_minutes=e,
                 last_activity_at=_ts(t3),
             ))  # fmt: skip
-        elif k == 1:
-            catalog[key] = CatalogEntry(key, s1, int(a), deleted=b > 0)
+        elif k == 1:  # lesson ids hold no control character: joined by line breaks
+            lessons = frozenset(s2.split("\n")) - {""} if c else None
+            catalog[key] = CatalogEntry(key, s1, int(a), b > 0, lessons)
         elif k == 2:
             summary = SummaryRecord(
                 total_points=int(a), active_days=tuple(sorted(ds)),
@@ -167,7 +171,7 @@ def load_student(
             cache.put(student_id, raw, int(version), read_started)
         data = payload.decode(raw, since, until, all_active_days=all_active_days)
         catalog = CATALOG.entries(client, (course.course_id for course in data.courses))
-    return StudentData(data.courses, catalog, data.summary, data.days, int(version))
+    return rerate(StudentData(data.courses, catalog, data.summary, data.days, int(version)))
 
 
 def load_students(
@@ -221,7 +225,7 @@ def kept_student(
     catalog = CATALOG.kept_entries(client, (course.course_id for course in data.courses))
     if catalog is None:
         return None
-    return StudentData(data.courses, catalog, data.summary, data.days, version)
+    return rerate(StudentData(data.courses, catalog, data.summary, data.days, version))
 
 
 def load_student_from_aggregates(
@@ -241,7 +245,7 @@ def load_student_from_aggregates(
     }
     with _dashboard_read():
         result = client.query(_LOAD_SQL, parameters=parameters)
-    return _parse(result.result_rows)
+    return rerate(_parse(result.result_rows))
 
 
 def event_applied(client: Client, student_id: str, event_id: str) -> bool:

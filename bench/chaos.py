@@ -294,9 +294,9 @@ def fault_api_kill(work: Path, rng: random.Random, kills: int = 6) -> Row:
                 "timeSpent": 2.5, "completed": n % 2 == 0,
                 "occurredAt": (stamp + dt.timedelta(minutes=n)).isoformat(timespec="milliseconds"),
             }  # fmt: skip
-            hold = n % 2 == 0  # every other one: ClickHouse held down, POST waits after producing
-            if hold:
-                stack.clickhouse_down(True)
+            hold = n % 2 == 0  # every other one: writes held down, POST waits after producing
+            if hold:  # (reads answer: a student's POST checks its claim in ClickHouse first)
+                stack.clickhouse_down(True, writes_only=True)
             outcome: list[Any] = []
             thread = threading.Thread(target=_post_into, args=(outcome, stack, student, body))
             thread.start()

@@ -120,10 +120,6 @@ def cmd_worker(settings: Settings) -> int:
     from infra.topics import ensure_topics
 
     ensure_topics(settings.bootstrap_servers, settings.partitions)
-    if settings.worker_metrics_port:  # Prometheus scrapes a worker running alone here
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     try:
         _run_faust(settings, shared_client(settings.resolved_clickhouse_url))
     finally:

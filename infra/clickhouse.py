@@ -3,7 +3,8 @@
 ``connect()`` opens the embedded engine (``chdb:///dir``) or a server over HTTP(S)
 from ``CLICKHOUSE_URL``, waiting with retries until it answers. ``migrate()`` applies
 ``infra/migrations/NNNN_*.sql`` in order, each statement ``IF NOT EXISTS``, and
-records every applied file in ``schema_migrations``; running it twice is harmless.
+records every applied file in ``schema_migrations``; running it twice is harmless,
+and so is running it in several processes at once (``infra.migration_lock``).
 
 The embedded engine allows one process per data directory, so each process keeps
 one client (``shared_client``) and every thread uses it.
@@ -14,11 +15,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+
+from infra.migration_lock import MigrationLock
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +97,38 @@ def _statements(sql: str) -> list[str]:
     return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
 
 
-def migrate(client: Client) -> list[str]:
-    """Apply the migrations not yet recorded; return the names applied now."""
+def _pending(client: Client) -> list[Path]:
+    """The migration files not recorded in ``schema_migrations``, in order."""
+    done = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
+    return [
+        path
+        for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+        if int(path.name[:4]) not in done
+    ]
+
+
+def migrate(client: Client, lock: Callable[[Client], MigrationLock] = MigrationLock) -> list[str]:
+    """Apply the migrations not yet recorded; return the names applied now.
+
+    Safe when several processes start together: the pending ones are applied under
+    ``infra.migration_lock`` and read again once it is held, so each is applied once.
+    Nothing pending: no lock is taken.
+    """
     client.command(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) "
         "ENGINE = ReplacingMergeTree ORDER BY version"
     )
-    done = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
+    if not _pending(client):
+        return []
+    with lock(client):
+        return _apply(client, _pending(client))
+
+
+def _apply(client: Client, pending: list[Path]) -> list[str]:
     applied: list[str] = []
-    for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+    for path in pending:
         version = int(path.name[:4])
-        if version in done:
-            continue
         for statement in _statements(path.read_text()):
             client.command(statement)
         client.command(

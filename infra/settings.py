@@ -6,6 +6,7 @@ Every tunable of the pipeline lives here with its default; no other module reads
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,9 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "eduknit-development-secret-do-not-use-in-production"
+CORS_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
 
 
 class Settings(BaseSettings):
@@ -80,16 +84,29 @@ class Settings(BaseSettings):
         15.0, alias="EDUKNIT_STREAM_KEEPALIVE_SECONDS", gt=0, le=15
     )
     log_level: str = Field("info", alias="EDUKNIT_LOG_LEVEL")
-    # A worker running alone (make worker, the compose service) serves its /metrics here
-    # (port 0: not served; with make run the API's /metrics shows the worker's).
-    worker_metrics_host: str = Field("127.0.0.1", alias="EDUKNIT_WORKER_METRICS_HOST")
-    worker_metrics_port: int = Field(0, alias="EDUKNIT_WORKER_METRICS_PORT", ge=0, le=65535)
     # Log lines as text, or as one JSON object per line (infra/logs.py).
     log_format: Literal["text", "json"] = Field("text", alias="EDUKNIT_LOG_FORMAT")
     # Worker: every this many seconds it compares this many random students with their
     # recomputation from learning_events (streams/sample_check.py; 0 seconds: off).
     consistency_seconds: float = Field(60.0, alias="EDUKNIT_CONSISTENCY_SECONDS", ge=0)
     consistency_sample: int = Field(100, alias="EDUKNIT_CONSISTENCY_SAMPLE", ge=1, le=10_000)
+
+    # Trust at the edge (docs/api.md § What a student can and cannot claim; api/limits.py).
+    # Request bodies: 413 above these sizes (batch routes: api.limits.BATCH_PATHS), 422
+    # when JSON nests deeper; POST progress/update by a student: requests per minute.
+    max_body_bytes: int = Field(65_536, alias="EDUKNIT_MAX_BODY_BYTES", ge=1024)
+    max_batch_body_bytes: int = Field(4_194_304, alias="EDUKNIT_MAX_BATCH_BODY_BYTES", ge=1024)
+    max_json_depth: int = Field(32, alias="EDUKNIT_MAX_JSON_DEPTH", ge=2, le=512)
+    student_posts_per_minute: int = Field(60, alias="EDUKNIT_STUDENT_POSTS_PER_MINUTE", ge=1)
+    # Browsers on these origins (comma-separated, e.g. https://app.example.org) get CORS
+    # answers; none by default (the dashboard page is served by the API itself).
+    cors_origins: str = Field("", alias="EDUKNIT_CORS_ORIGINS")
+    # Tolerated clock difference when checking a token's exp and nbf (seconds).
+    jwt_leeway_seconds: float = Field(0.0, alias="EDUKNIT_JWT_LEEWAY_SECONDS", ge=0, le=300)
+    # A worker running alone (make worker, the compose service) serves /metrics and
+    # /healthz here (port 0: none; with make run the API's /metrics shows the worker's).
+    worker_metrics_port: int = Field(0, alias="EDUKNIT_WORKER_METRICS_PORT", ge=0, le=65535)
+    worker_metrics_host: str = Field("127.0.0.1", alias="EDUKNIT_WORKER_METRICS_HOST")
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
@@ -109,6 +126,26 @@ class Settings(BaseSettings):
         if self.faults and self.env == "production":
             raise ValueError("EDUKNIT_FAULTS (fault injection) is refused in production")
         return self
+
+    @model_validator(mode="after")
+    def _check_cors_origins(self) -> Settings:
+        for origin in self.cors_origin_list:
+            if origin != "*" and not CORS_ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"EDUKNIT_CORS_ORIGINS: {origin!r} is not an origin such as "
+                    "https://app.example.org or http://127.0.0.1:5173 (scheme, host, port only)"
+                )
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins of ``EDUKNIT_CORS_ORIGINS`` (empty: no CORS answers)."""
+        return [part.strip() for part in self.cors_origins.split(",") if part.strip()]
+
+    @property
+    def require_token_exp(self) -> bool:
+        """Tokens must carry ``exp`` in production."""
+        return self.env == "production"
 
     @property
     def data_path(self) -> Path:

@@ -64,6 +64,13 @@ VALID_EVENTS: dict[str, dict[str, Any]] = {
 
 CATALOG_ENTRIES: dict[str, dict[str, Any]] = {
     "knitting_101": {"courseId": "c-knitting-101", "title": "Knitting 101", "totalLessons": 24},
+    # Only these lessons count (docs/api.md § What a student can and cannot claim).
+    "crochet_201_listed": {
+        "courseId": "c-crochet-201",
+        "title": "Crochet 201",
+        "totalLessons": 3,
+        "lessons": ["l-chain", "l-single-crochet", "l-granny-square"],
+    },
 }
 
 _LESSON = VALID_EVENTS["lesson_progress"]

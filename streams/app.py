@@ -44,6 +44,8 @@ from streams.catalog import catalog_rows
 from streams.commit import commit_batch
 from streams.guard import EXIT_FATAL, InvalidRatioGuard, TooManyInvalid
 from streams.housekeeping import EngineMemory, after_snapshot, tune_garbage_collector
+from streams.lag import LagReporter
+from streams.lesson_catalog import CatalogPoller, LessonCatalog
 from streams.prepared_write import PreparedWrite, close_all
 from streams.processor import BatchResult, EventProcessor, Message, dead_letter_row
 from streams.resync import ResyncApplier, split_controls
@@ -65,6 +67,10 @@ PENDING_WRITE_GRACE = 10.0  # seconds a stopping agent waits for its write in fl
 # States per snapshot insert: a snapshot holds up to SNAPSHOT_MAX_PENDING states of
 # 1.5-6 KiB each, and one insert of them all held several copies of ~100 MiB of text.
 SNAPSHOT_INSERT_STATES = 5_000
+LAG_SECONDS = 5.0  # how often the consumer lag metric is updated
+# /healthz (streams.health_server) says unhealthy once a ClickHouse write has been
+# pending this long (it is retried for as long as it takes: ClickHouse is down).
+WRITE_STUCK_SECONDS = 60.0
 
 
 def utc_now() -> dt.datetime:
@@ -91,6 +97,8 @@ class Worker:
         self.clock = clock
         self.versions = VersionClock()
         self.versions.last = sink.max_version()
+        self.lessons = LessonCatalog()
+        self.catalog_poller = CatalogPoller(sink.client, self.lessons)
         self.processor = EventProcessor(
             sink,
             recent_ids_days=settings.recent_ids_days,
@@ -98,6 +106,7 @@ class Worker:
             max_event_bytes=settings.max_event_bytes,
             cache_students=settings.state_cache_students,
             hot_students=settings.hot_state_students,
+            lessons=self.lessons,
         )
         self.writer = RetryingWriter(sink)
         self.resync = ResyncApplier(self.processor, sink, self.writer.write, self.versions.next)
@@ -106,6 +115,7 @@ class Worker:
         )
         self._last_snapshot = time.monotonic()
         self._revoked: set[int] = set()  # partitions to forget before the next batch
+        self.write_started: float | None = None  # monotonic start of the write in flight
         self.guard = InvalidRatioGuard(
             settings.invalid_window, settings.max_invalid_ratio, settings.invalid_min_count
         )
@@ -114,6 +124,10 @@ class Worker:
 
             faults.install(sink.client, settings.data_path)
         self.app = self._create_app()
+        if settings.worker_metrics_port:  # a worker process of its own (docker-compose.yml)
+            from streams.health_server import serve
+
+            serve(settings.worker_metrics_host, settings.worker_metrics_port, self.health)
 
     def _create_app(self) -> BatchingApp:
         tune_garbage_collector()
@@ -146,6 +160,8 @@ class Worker:
         self.event_batches = app.batch_queue(events_topic, max_batches=4)
         app.task(self._learning_events_task)
         app.agent(catalog_topic, name="course-catalog")(self._course_catalog)
+        self.lag = LagReporter([events_schema.TOPIC, catalog_schema.TOPIC])
+        app.timer(LAG_SECONDS)(self._report_lag)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_partitions_assigned.connect(self._on_assigned)
         if s.consistency_seconds > 0:
@@ -227,6 +243,8 @@ class Worker:
                 commit = commit_batch(self, batch, result, prepared, started)
                 prepared = []  # the commit closes them
                 pending = asyncio.ensure_future(commit)
+                self.write_started = time.monotonic()
+                pending.add_done_callback(self._write_done)
                 await asyncio.sleep(0)  # let the write start before the next batch
         except asyncio.CancelledError:
             if pending is not None and not pending.done():
@@ -286,6 +304,9 @@ class Worker:
                 tables["dead_letters"] = [dead_letter_row(letter) for letter in letters]
             await self.send_dead_letters(letters)
             await self.writer.write(tables)
+            for row in rows:  # in force here at once; other workers read it from ClickHouse
+                course_id, lessons, listed, deleted = row[0], row[3], row[4], row[5]
+                self.lessons.apply(course_id, lessons if listed and not deleted else None)
             for event in batch:
                 await stream.ack(event)
             metrics.CATALOG_UPDATES.inc(len(rows))
@@ -298,6 +319,26 @@ class Worker:
         except Exception as exc:  # read-only and retried next time: never stop the worker
             log.warning("consistency check failed (next one in %.0f s): %s",
                         self.settings.consistency_seconds, exc)  # fmt: skip
+
+    # ------------------------------------------------------- health and lag
+    def _write_done(self, _future: asyncio.Future[None]) -> None:
+        self.write_started = None
+
+    def health(self) -> str | None:
+        """None while healthy, else why not (``streams.health_server``; any thread)."""
+        started = self.write_started
+        if started is not None and time.monotonic() - started > WRITE_STUCK_SECONDS:
+            return f"a ClickHouse write has been pending for {time.monotonic() - started:.0f} s"
+        return None
+
+    async def _report_lag(self) -> None:
+        """Update ``eduknit_consumer_lag`` from the consumer's own numbers (``streams.lag``)."""
+        try:
+            consumer = self.app.consumer
+            committed = consumer._committed_offset  # type: ignore[attr-defined]
+            self.lag.update(consumer.assignment(), consumer.highwater, committed)
+        except Exception:  # a metric must not stop the worker (e.g. during a rebalance)
+            log.debug("consumer lag not updated", exc_info=True)
 
     # ----------------------------------------------------------------- helpers
     def _snapshot_rows_if_due(self) -> list[Row]:
@@ -323,6 +364,7 @@ class Worker:
         """
 
         async def attempt() -> BatchResult:
+            self.catalog_poller.refresh_if_due()  # the lesson lists, when the catalog changed
             return self.processor.process(messages, self.clock(), self.versions.next())
 
         return await self.writer.retrying("read", attempt, (ClickHouseError, OSError))

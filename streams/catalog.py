@@ -29,12 +29,16 @@ def catalog_rows(
                 letters.append(dead_letter(message, InvalidMessage("tombstone without key"), now))
                 continue
             course_id = message.key.decode("utf-8", errors="replace")
-            rows.append([course_id, "", 0, 1, now, next_version()])
+            rows.append([course_id, "", 0, [], 0, 1, now, next_version()])
             continue
         try:
             entry = parse_catalog(message.value)
         except InvalidMessage as error:
             letters.append(dead_letter(message, error, now))
             continue
-        rows.append([entry.course_id, entry.title, entry.total_lessons, 0, now, next_version()])
+        listed = entry.lessons is not None
+        rows.append([
+            entry.course_id, entry.title, entry.total_lessons, list(entry.lessons or ()),
+            1 if listed else 0, 0, now, next_version(),
+        ])  # fmt: skip
     return rows, letters

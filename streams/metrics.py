@@ -57,3 +57,9 @@ CONSISTENCY_LAST_MISMATCHED = Gauge(
 CONSISTENCY_LAST_RUN = Gauge(
     "eduknit_consistency_last_run_timestamp_seconds", "When the last sample check finished"
 )
+# Consumer lag per partition of the worker's topics: the partition's end offset as the
+# consumer last fetched it minus the group's committed offset, clamped at 0 (the
+# embedded broker can report end offsets low, which would read as negative lag).
+CONSUMER_LAG = Gauge(
+    "eduknit_consumer_lag", "Messages not yet committed, per partition", ["topic", "partition"]
+)

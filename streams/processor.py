@@ -37,6 +37,7 @@ from schemas.errors import InvalidMessage
 from schemas.events import ParsedEvent, parse_event
 from streams import rows
 from streams.known_students import KnownStudents
+from streams.lesson_catalog import LessonCatalog
 from streams.state_cache import StateCache
 from streams.student_state import StudentState
 
@@ -44,6 +45,9 @@ PRUNE_MARGIN_MS = 3_600_000
 # Per-student state lives with the partition of the student's key: a message keyed
 # otherwise would be counted by a worker that does not own the student.
 KEY_MISMATCH = "the message key must be the event's studentId (docs/api.md § Learning events)"
+# A lesson the course's catalog entry does not list (docs/api.md § What a student can and
+# cannot claim): the dead letter's reason is this code, its field ``lessonId``.
+UNKNOWN_LESSON = "unknown_lesson"
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass takes 4x as long to build (0.49 µs)
@@ -130,8 +134,11 @@ class EventProcessor:
         max_event_bytes: int = 65536,
         cache_students: int = 200_000,
         hot_students: int = 0,
+        lessons: LessonCatalog | None = None,
     ) -> None:
         self.store = store
+        # The catalog's lesson lists (kept current by the caller: streams.lesson_catalog).
+        self.lessons = lessons if lessons is not None else LessonCatalog()
         self.recent_window_ms = int(recent_ids_days * 86_400_000)
         self.max_future = dt.timedelta(seconds=max_future_seconds)
         self.max_event_bytes = max_event_bytes
@@ -147,6 +154,8 @@ class EventProcessor:
         """Apply a batch; the returned rows are what must be written before acking it."""
         result = BatchResult()
         valid: list[tuple[Message, ParsedEvent]] = []
+        lessons = self.lessons
+        judge = bool(lessons.lists)  # no course lists its lessons: nothing to judge
         for message in messages:
             try:
                 parsed = parse_event(
@@ -157,6 +166,13 @@ class EventProcessor:
                 )
                 if message.key != parsed.student_id.encode():
                     raise InvalidMessage(KEY_MISMATCH, field="key")
+                event = parsed.event
+                if (
+                    judge
+                    and event.type == "lesson_progress"
+                    and lessons.unknown(event.course_id, event.lesson_id)
+                ):
+                    raise InvalidMessage(UNKNOWN_LESSON, field="lessonId")
             except InvalidMessage as error:
                 result.dead_letters.append(dead_letter(message, error, now))
                 continue

@@ -21,7 +21,7 @@ import orjson
 from schemas.events import ParsedEvent
 from schemas.time_format import iso_ms
 from schemas.units import from_micro
-from streams.student_state import LESSON_POINTS, DayFacts, StudentState, day_of
+from streams.student_state import LESSON_POINTS, DayFacts, StudentState, day_of, quiz_awards
 
 Row = list[Any]
 
@@ -47,7 +47,10 @@ COLUMNS: dict[str, list[str]] = {
     ],
     "student_state": ["student_id", "kafka_partition", "state", "version"],
     "student_dashboard": ["student_id", "payload", "version"],
-    "course_catalog": ["course_id", "title", "total_lessons", "deleted", "updated_at", "version"],
+    "course_catalog": [
+        "course_id", "title", "total_lessons", "lessons", "lessons_listed", "deleted",
+        "updated_at", "version",
+    ],
     "dead_letters": [
         "received_at", "topic", "kafka_partition", "kafka_offset", "message_key", "reason",
         "field", "payload",
@@ -79,17 +82,34 @@ def event_row(
 
 
 def _course_values(state: StudentState, course_id: str) -> list[Any]:
-    """A course's ``student_courses`` values (times as epoch ms), after its id.
+    """A course's ``student_courses`` values (times as epoch ms), after its id, then
+    the two the dashboard payload adds.
 
     enrolled, first enrolled at, completed lessons, completion times, reported
-    progress, reported at, minutes, last activity at.
+    progress, reported at, minutes, last activity at; then the first completions
+    as ``{lesson: [at, event id, local date ordinal]}`` and the quiz awards as
+    ``[at, points]``: what the API needs to apply the catalog's lesson rules when it
+    reads (docs/architecture.md § Catalog lessons at read time). The first
+    completions are the state's own dict, which orjson writes in C: sorting and
+    copying them here cost ~6 µs per changed student (bench/RESULTS-trust.md).
     """
     c = state.courses[course_id]
+    lessons = c.lessons
+    awards = (
+        sorted(
+            [attempt.at, points]
+            for attempts in c.quizzes.values()
+            for attempt, points in zip(attempts, quiz_awards(attempts), strict=True)
+            if points
+        )
+        if c.quizzes
+        else []
+    )
     return [
-        1 if c.enrolled else 0, c.first_enrolled_at, len(c.lessons),
-        sorted(at for at, _, _ in c.lessons.values()),
+        1 if c.enrolled else 0, c.first_enrolled_at, len(lessons),
+        sorted([at for at, _, _ in lessons.values()]),
         c.progress[2] if c.progress else None, c.progress[0] if c.progress else None,
-        from_micro(c.minutes), c.last_activity_at,
+        from_micro(c.minutes), c.last_activity_at, lessons, awards,
     ]  # fmt: skip
 
 
@@ -176,7 +196,8 @@ def student_rows(state: StudentState, now: dt.datetime, version: int) -> Student
     latest event, recent activity, courses, days]`` with times as epoch
     milliseconds and dates as ``YYYY-MM-DD``; a course is ``[id, enrolled, first
     enrolled at, completed lessons, completion times, reported progress, reported
-    at, minutes, last activity at]`` and a day ``[date, course, minutes, first
+    at, minutes, last activity at, first completions, quiz awards]`` (the last two
+    as ``_course_values`` says) and a day ``[date, course, minutes, first
     completions, completions, quizzes, quiz score sum, points, first completion at]``
     (the columns of ``student_courses`` and ``student_course_daily``). The API
     decodes it in ``api.store``; ``bench.load_reads`` builds the same shape in SQL.
@@ -193,7 +214,7 @@ def student_rows(state: StudentState, now: dt.datetime, version: int) -> Student
     for course_id in sorted(state.dirty_courses or ()):
         enrolled, first, lessons, times, progress, progress_at, minutes, last = course_values[
             course_id
-        ]
+        ][:8]
         course_rows.append([
             student_id, course_id, enrolled, seconds(first), lessons,
             [at / 1000 for at in times], progress, seconds(progress_at),
@@ -227,11 +248,14 @@ def student_rows(state: StudentState, now: dt.datetime, version: int) -> Student
         [at / 1000 for at in levels], latest[0] / 1000, latest[2],
         state.events_counted, recent.decode(), now_s, version,
     ]  # fmt: skip
-    payload = orjson.dumps([
-        total, [iso_day(day) for day in active_days], levels, latest[2],
-        orjson.Fragment(recent), [[cid, *values] for cid, values in course_values.items()],
-        shown,
-    ])  # fmt: skip
+    payload = orjson.dumps(
+        [
+            total, [iso_day(day) for day in active_days], levels, latest[2],
+            orjson.Fragment(recent), [[cid, *values] for cid, values in course_values.items()],
+            shown,
+        ],
+        option=orjson.OPT_SORT_KEYS,  # the first completions: the same text in every order
+    )  # fmt: skip
     return StudentRows(course_rows, day_rows, summary, [student_id, payload.decode(), version])
 
 

@@ -16,7 +16,8 @@ from typing import Any
 from testkit.reference import Reference
 from testkit.stack import Stack
 
-Catalog = dict[str, tuple[str, int]]
+# course -> (title, totalLessons) or (title, totalLessons, listed lessons or None)
+Catalog = dict[str, tuple[Any, ...]]
 
 
 def _now(body: dict[str, Any]) -> dt.datetime:

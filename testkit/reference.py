@@ -50,14 +50,29 @@ def _iso(at: dt.datetime) -> str:
 
 
 class Reference:
-    """Replays one student's events in occurredAt order."""
+    """Replays one student's events in occurredAt order.
 
-    def __init__(self, events: list[dict[str, Any]], catalog: dict[str, tuple[str, int]]) -> None:
+    ``catalog``: course -> (title, totalLessons) or (title, totalLessons, lessons),
+    ``lessons`` the ids the entry lists (None: no list). The lesson rules of
+    docs/api.md § What a student can and cannot claim, literally: taken in
+    (occurredAt, eventId) order, a first completion counts when the course's entry
+    lists its lesson (or lists none) and fewer than totalLessons of the course's
+    first completions counted before it; only those earn 10 points and count as
+    completed lessons, on their local date.
+    """
+
+    def __init__(self, events: list[dict[str, Any]], catalog: dict[str, tuple[Any, ...]]) -> None:
         unique: dict[str, dict[str, Any]] = {}
         for event in events:
             unique.setdefault(event["eventId"], event)
         self.events = sorted(unique.values(), key=lambda e: (_parse(e["occurredAt"]), e["eventId"]))
-        self.catalog = catalog
+        self.catalog = {course: (entry[0], entry[1]) for course, entry in catalog.items()}
+        self.lists = {
+            course: set(entry[2])
+            for course, entry in catalog.items()
+            if len(entry) > 2 and entry[2] is not None
+        }
+        self.counted_first: dict[str, int] = defaultdict(int)  # course -> first completions counted
         self.points_of: dict[str, int] = {}
         # Minutes and scores are summed as exact decimals (then shown as floats).
         self.day: dict[dt.date, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
@@ -97,8 +112,9 @@ class Reference:
             self.active.add(date)
             self.first_of_day.setdefault(date, at)  # events come in occurredAt order
             key = (course, e["lessonId"])
-            if key not in self.first_done:
+            if key not in self.first_done and self._counts(course, e["lessonId"]):
                 self.first_done[key] = at
+                self.counted_first[course] += 1
                 points = 10
                 self.day[date]["lessons"] += 1
                 self.day_course[(date, course)]["lessons"] += 1
@@ -112,6 +128,12 @@ class Reference:
             self.day[date]["scores"] += Decimal(str(e["score"]))
         self.day[date]["points"] += points
         self.points_of[e["eventId"]] = points
+
+    def _counts(self, course: str, lesson: str) -> bool:
+        """Whether a first completion of ``lesson`` counts, given those counted before it."""
+        if course in self.lists and lesson not in self.lists[course]:
+            return False
+        return course not in self.catalog or self.counted_first[course] < self.catalog[course][1]
 
     # ------------------------------------------------------------------ views
     def today(self, now: dt.datetime, tz: str | None = None) -> dt.date:

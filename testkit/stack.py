@@ -123,8 +123,12 @@ class Producer:
             key = str(event.get("studentId", ""))
         self.producer.produce("learning-events", key=key.encode() if key else None, value=value)
 
-    def course(self, course_id: str, title: str, total: int) -> None:
-        entry = {"courseId": course_id, "title": title, "totalLessons": total}
+    def course(
+        self, course_id: str, title: str, total: int, lessons: list[str] | None = None
+    ) -> None:
+        entry: dict[str, Any] = {"courseId": course_id, "title": title, "totalLessons": total}
+        if lessons is not None:
+            entry["lessons"] = lessons
         self.producer.produce("course-catalog", key=course_id.encode(), value=orjson.dumps(entry))
 
     def flush(self) -> None:

@@ -16,9 +16,11 @@ import logging
 import time
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
 from fastapi import APIRouter, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 
+from api.admission import AdmissionDep, RateLimited
 from api.auth import AuthError, MissingStudentId, Principal, student_to_read, student_to_write
 from api.dashboard_cache import DashboardCache
 from api.deps import (
@@ -42,6 +44,7 @@ from api.models import (
 )
 from api.observability import APPLY_WAIT, PROGRESS_UPDATES
 from api.progress import build_event, wait_applied
+from api.publisher import EventPublisher
 from api.query_params import (
     DEFAULT_DAYS,
     REALTIME,
@@ -51,6 +54,7 @@ from api.query_params import (
     TzQuery,
 )
 from api.store import StoreUnavailable
+from api.timeutil import Clock
 from api.views import (
     applied_view,
     kept_realtime_view,
@@ -58,6 +62,8 @@ from api.views import (
     realtime_answer,
     statistics_answer,
 )
+from infra.settings import Settings
+from schemas.events import LearningEvent
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +167,8 @@ async def statistics(
     responses={
         **ERRORS,
         202: {"model": ProgressPending, "description": "produced, not yet applied"},
+        413: {"model": ErrorBody, "description": "body over EDUKNIT_MAX_BODY_BYTES"},
+        429: {"model": ErrorBody, "description": "too many updates per minute (Retry-After)"},
         503: {"model": ErrorBody, "description": "the event could not be produced"},
     },
 )
@@ -172,13 +180,49 @@ async def progress_update(
     dashboards: DashboardsDep,
     settings: SettingsDep,
     clock: ClockDep,
+    admission: AdmissionDep,
+    _rate: RateLimited,
     tz: TzQuery = None,
     student_id: StudentQuery = None,
 ) -> ProgressApplied | Response:
-    """Record lesson progress: produce a ``lesson_progress`` event and wait until it is applied."""
+    """Record lesson progress: produce a ``lesson_progress`` event and wait until it is applied.
+
+    A caller other than a service may only claim a catalog course, a listed lesson and
+    at most 1,440 minutes per local day, 60 times a minute (``api.admission``).
+    """
     student = _writer(principal, student_id)
     now = clock()
     event = build_event(body, student, now, dt.timedelta(seconds=settings.max_future_seconds))
+    if principal.role == "service":  # a trusted producer
+        return await _record(
+            event, body, student, client, publisher, dashboards, settings, clock, tz
+        )
+    async with admission.serialized(student):
+        claim = LearningEvent.model_validate(event, by_name=False)
+        day = await run_in_threadpool(
+            admission.check_claim, client, claim, resent=body.event_id is not None
+        )
+        answer = await _record(
+            event, body, student, client, publisher, dashboards, settings, clock, tz
+        )
+        if isinstance(answer, Response) and answer.status_code == 202:
+            admission.reserve(student, event["eventId"], day, claim.time_spent)
+        return answer
+
+
+async def _record(
+    event: dict[str, Any],
+    body: ProgressUpdateRequest,
+    student: str,
+    client: Client,
+    publisher: EventPublisher,
+    dashboards: DashboardCache | None,
+    settings: Settings,
+    clock: Clock,
+    tz: str | None,
+) -> ProgressApplied | Response:
+    """Produce ``event``, wait until it is applied: 200 with the course and summary, 202
+    when not seen in time, 503 when Kafka did not take it."""
     event_id: str = event["eventId"]
     try:
         await publisher.publish(student, event)

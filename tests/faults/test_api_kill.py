@@ -99,9 +99,15 @@ def test_api_killed_during_post_then_retry(tmp_path: Path) -> None:
         catalog_producer = RetryingProducer(stack.bootstrap)
         catalog_producer.course("a-knit", *CATALOG["a-knit"])
         catalog_producer.flush()
+        # A student may only post for a catalog course: wait until the API knows it.
+        probe = _event(f"{student}-probe", {**bodies[0], "eventId": f"{student}-probe"})
+        catalog_producer.send(probe)
+        catalog_producer.flush()
+        all_match(stack, {probe["studentId"]: [probe]}, CATALOG)
 
-        # 1. Killed after producing, while waiting for the worker to apply it.
-        stack.clickhouse_down(True)
+        # 1. Killed after producing, while waiting for the worker to apply it (the worker
+        # cannot write; the API still reads, so it checks the claim and produces it).
+        stack.clickhouse_down(True, writes_only=True)
         request = _Request(stack, student, bodies[0])
         request.start()
         _wait_in_topic(stack.bootstrap, bodies[0]["eventId"])

@@ -3,7 +3,8 @@
 Every kind of invalid event the issue lists (not JSON, not an object, missing,
 empty or wrongly typed fields, unknown type, out-of-range minutes and scores,
 bad or future timestamps, unknown zones, over-long strings, a 1 MB message, a
-key that is not the studentId) is sent between valid events. Each arrives on
+key that is not the studentId, ids holding control characters) is sent between
+valid events. Each arrives on
 ``learning-events-dlq`` with a reason and the field, is counted in
 ``eduknit_events_invalid_total``, the worker process keeps running (same PID)
 and the valid events around them are all counted (dashboards = reference).
@@ -67,6 +68,9 @@ def _matrix(student: str) -> dict[str, tuple[bytes, str | None]]:
         "courseId-over-128": (event(courseId="c" * 129), "courseId"),
         "one-megabyte": (event(padding="x" * 1_048_576), None),
         "key-not-studentId": (event(studentId=f"{student}-other"), "key"),
+        "courseId-with-NUL": (event(courseId="c-bad\u0000"), "courseId"),
+        "lessonId-with-line-break": (event(lessonId="l\n1"), "lessonId"),
+        "eventId-with-C1-control": (event(eventId="e\u0085" + uuid.uuid4().hex[:6]), "eventId"),
     }
 
 

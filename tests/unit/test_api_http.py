@@ -130,9 +130,9 @@ def seed(client: Client, sid: str, p: str) -> dict[str, Any]:
     """A student with four courses, daily rows and a summary; returns what was seeded."""
     v = next(_versions)
     # later inserts hold older versions, so only FINAL gives the right rows
-    insert(client, "course_catalog", [[f"{p}B", "Course B", 10, 1, NOW, v + 1]])  # tombstone
-    insert(client, "course_catalog", [[f"{p}A", "Course A", 4, 0, NOW, v],
-                                      [f"{p}B", "Course B", 10, 0, NOW, v]])  # fmt: skip
+    insert(client, "course_catalog", [[f"{p}B", "Course B", 10, [], 0, 1, NOW, v + 1]])  # tombstone
+    insert(client, "course_catalog", [[f"{p}A", "Course A", 4, [], 0, 0, NOW, v],
+                                      [f"{p}B", "Course B", 10, [], 0, 0, NOW, v]])  # fmt: skip
     done = [NOW - dt.timedelta(days=10 - i) for i in range(4)]
     courses = {
         # id: enrolled, first_enrolled_at, completed, completion_times, reported,
@@ -450,6 +450,11 @@ def test_realtime_422_names_tz(http: TestClient) -> None:
 VALID_BODY = {"courseId": "c1", "lessonId": "l1", "completed": True, "timeSpent": 5}
 
 
+def known(client: Client, *courses: str) -> None:
+    """Put ``courses`` in the catalog (a student may only post for catalog courses)."""
+    insert(client, "course_catalog", [[c, c, 8, [], 0, 0, NOW, next(_versions)] for c in courses])
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -513,7 +518,7 @@ def test_post_applied_returns_course_and_summary(
     http: TestClient, ch_client: Client, publisher: FakePublisher, unique_id: str
 ) -> None:
     sid, course = f"s-{unique_id}", f"{unique_id}-P"
-    insert(ch_client, "course_catalog", [[course, "Purl", 4, 0, NOW, next(_versions)]])
+    insert(ch_client, "course_catalog", [[course, "Purl", 4, [], 0, 0, NOW, next(_versions)]])
     body = {"courseId": course, "lessonId": "l1", "moduleId": "m1", "timeSpent": 12.5,
             "completed": True}  # fmt: skip
     response = http.post("/api/dashboard/progress/update", headers=auth(sid), json=body)
@@ -541,6 +546,7 @@ def test_post_same_event_id_twice_changes_nothing(
     http: TestClient, publisher: FakePublisher, unique_id: str
 ) -> None:
     sid = f"s-{unique_id}"
+    known(publisher.client, f"{unique_id}-c")
     body = {**VALID_BODY, "courseId": f"{unique_id}-c", "eventId": f"{unique_id}-e1",
             "occurredAt": "2026-11-25T23:30:00-05:00", "timezone": "America/New_York"}  # fmt: skip
     first = http.post("/api/dashboard/progress/update", headers=auth(sid), json=body)
@@ -557,6 +563,7 @@ def test_post_same_event_id_twice_changes_nothing(
 def test_post_not_applied_in_time_is_202(ch_client: Client, unique_id: str) -> None:
     publisher = FakePublisher(ch_client, mode="ignore")
     http = make_app(ch_client, publisher, apply_wait=0.2)
+    known(ch_client, "c1")
     started = time.monotonic()
     response = http.post("/api/dashboard/progress/update", headers=auth(f"s-{unique_id}"),
                          json={**VALID_BODY, "eventId": f"{unique_id}-late"})  # fmt: skip
@@ -568,6 +575,7 @@ def test_post_not_applied_in_time_is_202(ch_client: Client, unique_id: str) -> N
 
 def test_post_publisher_failure_is_503(ch_client: Client) -> None:
     http = make_app(ch_client, FakePublisher(ch_client, mode="fail"))
+    known(ch_client, "c1")
     response = http.post("/api/dashboard/progress/update", headers=auth("s1"), json=VALID_BODY)
     assert response.status_code == 503
     assert response.json() == {"detail": "event could not be produced"}
@@ -589,6 +597,7 @@ def test_write_permissions(
     target, caller = f"s-{unique_id}", f"caller-{unique_id}" if for_other else f"s-{unique_id}"
     query = f"?studentId={target}" if for_other else ""
     body = {**VALID_BODY, "courseId": f"{unique_id}-c"}
+    known(publisher.client, f"{unique_id}-c")
     response = http.post(
         f"/api/dashboard/progress/update{query}", headers=auth(caller, role), json=body
     )
@@ -614,7 +623,13 @@ def test_clickhouse_down_is_503() -> None:
         response = http.get(f"/api/dashboard/{path}", headers=auth("s1"))
         assert response.status_code == 503
         assert "ClickHouse" in response.json()["detail"]
+    # A student's claim cannot be checked without ClickHouse; a service's event is produced.
     posted = http.post("/api/dashboard/progress/update", headers=auth("s1"), json=VALID_BODY)
+    assert posted.status_code == 503 and "ClickHouse" in posted.json()["detail"]
+    posted = http.post(
+        "/api/dashboard/progress/update?studentId=s1", headers=auth("svc", "service"),
+        json=VALID_BODY,
+    )  # fmt: skip
     assert posted.status_code == 202 and posted.json()["applied"] is False
     ready = http.get("/readyz")
     assert ready.status_code == 503

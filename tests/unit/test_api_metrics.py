@@ -437,6 +437,8 @@ _courses = st.builds(
     course_id=st.sampled_from(["c1", "c2", "c4"]),
     completed_lessons=st.integers(0, 40),
     reported_progress=st.one_of(st.none(), st.integers(0, 100), st.floats(0, 100)),
+    lessons=st.none(),
+    quiz_awards=st.none(),
 )
 
 

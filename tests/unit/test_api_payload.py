@@ -30,8 +30,10 @@ def _sorted(data: store.StudentData) -> tuple[object, ...]:
     if summary is not None and isinstance(summary.recent_activity, str):  # the table's JSON text
         recent = orjson.loads(summary.recent_activity)
         summary = dataclasses.replace(summary, recent_activity=recent)
+    # Only the payload carries the first completions and quiz awards (api.lesson_rules).
+    courses = [c._replace(lessons=None, quiz_awards=None) for c in data.courses]
     return (
-        sorted(data.courses, key=lambda c: c.course_id),
+        sorted(courses, key=lambda c: c.course_id),
         data.catalog,
         summary,
         sorted(data.days, key=lambda d: (d.local_date, d.course_id)),
@@ -40,13 +42,17 @@ def _sorted(data: store.StudentData) -> tuple[object, ...]:
 
 @pytest.fixture(scope="module")
 def written(ch_client: Client) -> list[str]:
-    """Students whose histories were processed in several batches and written."""
+    """Students whose histories were processed in several batches and written.
+
+    The catalog's course has more lessons than any history completes: the two reads
+    differ where the lesson rules leave completions out (the aggregate tables hold no
+    lesson ids; tests/unit/test_lesson_rules.py)."""
     rng = random.Random(4)
     prefix = f"payload-{rng.randrange(10**9)}"
     courses = [f"{prefix}-c{i}" for i in range(4)]
     ch_client.command(
         "INSERT INTO course_catalog (course_id, title, total_lessons, deleted, updated_at, "
-        "version) VALUES ({a:String}, 'Knit', 6, 0, now64(3), 1), "
+        "version) VALUES ({a:String}, 'Knit', 60, 0, now64(3), 1), "
         "({b:String}, 'Gone', 3, 1, now64(3), 1)",
         parameters={"a": courses[0], "b": courses[1]},
     )

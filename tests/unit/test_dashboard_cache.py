@@ -28,7 +28,7 @@ from infra.settings import Settings
 from schemas.events import parse_event
 from streams import rows
 from streams.student_state import StudentState
-from tests.unit.test_api_http import NOW, SECRET, FakePublisher, auth, insert
+from tests.unit.test_api_http import NOW, SECRET, FakePublisher, auth, insert, known
 
 _versions = itertools.count(time.time_ns())
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
@@ -248,6 +248,7 @@ class DashboardPublisher(FakePublisher):
 def test_a_200_post_replaces_the_kept_payload_at_once(ch_client: Client, unique_id: str) -> None:
     student, course = f"{unique_id}-p", f"{unique_id}-c"
     publisher = DashboardPublisher(ch_client)
+    known(ch_client, course)  # a student may only post for catalog courses
     first = {"courseId": course, "lessonId": "l1", "timeSpent": 5, "completed": True}
     publisher.apply(student, build_like_api(student, first))
     # The feed polls once a second (the most allowed): slower than the POST below.

@@ -533,6 +533,8 @@ def test_catalog_example_parses(name: str) -> None:
     assert (entry.course_id, entry.title, entry.total_lessons) == (
         payload["courseId"], payload["title"], payload["totalLessons"],
     )  # fmt: skip
+    listed = payload.get("lessons")
+    assert entry.lessons == (None if listed is None else tuple(listed))
 
 
 @pytest.mark.parametrize(

@@ -230,7 +230,7 @@ def seeded(ch_client: Client, student: str, course: str, lessons: int = 2) -> St
     for n in range(1, lessons + 1):
         assert state.apply(lesson(student, course, n))
     write_like_the_worker(ch_client, state)
-    insert(ch_client, "course_catalog", [[course, "Knitting", 24, 0, NOW.timestamp(), 1]])
+    insert(ch_client, "course_catalog", [[course, "Knitting", 24, [], 0, 0, NOW.timestamp(), 1]])
     return state
 
 

@@ -54,7 +54,7 @@ def test_fine_granules_keep_the_rows_of_an_older_database(
     assert _granularity(empty_db, "student_state") == "8192"
 
     monkeypatch.undo()
-    assert clickhouse.migrate(empty_db) == ["0005_fine_granules"]
+    assert clickhouse.migrate(empty_db) == ["0005_fine_granules", "0006_catalog_lessons"]
     for table in FINE_TABLES:
         assert empty_db.query(select.format(table)).result_rows == before[table]
         assert _granularity(empty_db, table) == "256"
