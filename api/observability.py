@@ -36,6 +36,12 @@ APPLY_WAIT = Histogram(
 DASHBOARD_CACHE = Counter(
     "eduknit_api_dashboard_cache_total", "Dashboard payload look-ups by result", ["result"]
 )
+# Events of the SPEC §9 batch routes by route and outcome: accepted (acknowledged by
+# Kafka) or rejected (refused with a reason, not produced).
+INGESTED_EVENTS = Counter(
+    "eduknit_api_ingested_events_total", "Events of the batch routes by outcome",
+    ["route", "outcome"],
+)  # fmt: skip
 
 
 def route_label(scope: Scope) -> str:

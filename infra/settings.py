@@ -76,6 +76,15 @@ class Settings(BaseSettings):
     dashboard_feed_seconds: float = Field(0.1, alias="EDUKNIT_DASHBOARD_FEED_SECONDS", gt=0, le=1)
     log_level: str = Field("info", alias="EDUKNIT_LOG_LEVEL")
 
+    # API, SPEC §9: the largest body POST /api/events and /xapi/statements read (413 above).
+    max_batch_body_bytes: int = Field(
+        4 * 1024 * 1024, alias="EDUKNIT_MAX_BATCH_BODY_BYTES", ge=1024
+    )
+    # API, SPEC §9: HTTP Basic credentials of /xapi/statements (an LMS's LRS key and secret).
+    # Basic is refused while either is empty; a service bearer token works regardless.
+    xapi_key: str = Field("", alias="EDUKNIT_XAPI_KEY")
+    xapi_secret: str = Field("", alias="EDUKNIT_XAPI_SECRET")
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.env == "production" and (
@@ -93,6 +102,14 @@ class Settings(BaseSettings):
             raise ValueError("EDUKNIT_INVALID_MIN_COUNT must not exceed EDUKNIT_INVALID_WINDOW")
         if self.faults and self.env == "production":
             raise ValueError("EDUKNIT_FAULTS (fault injection) is refused in production")
+        return self
+
+    @model_validator(mode="after")
+    def _xapi_credentials_come_in_pairs(self) -> Settings:
+        if bool(self.xapi_key) != bool(self.xapi_secret):
+            raise ValueError(
+                "EDUKNIT_XAPI_KEY and EDUKNIT_XAPI_SECRET are set together or not at all"
+            )
         return self
 
     @property

@@ -1,0 +1,88 @@
+"""What both batch routes of SPEC §9 share: each event checked by the worker's own parser,
+then the accepted ones produced to ``learning-events``, acknowledged as a batch.
+
+``check_event`` runs ``schemas.events.parse_event`` (the function the worker
+parses every Kafka message with) on the bytes that will be produced, with the
+worker's limits (``EDUKNIT_MAX_FUTURE_SECONDS``, ``EDUKNIT_MAX_EVENT_BYTES``): an
+event the API accepts is one the worker counts, and one the worker would send
+to the dead-letter topic is refused here, naming the same field for the same
+reason. When a rule changes in ``schemas.events``, it changes here too.
+
+``publish_all`` produces the accepted events through the app's
+``EventPublisher`` (the producer of POST progress/update: key = studentId,
+``acks=all``), all at once, and returns when the broker acknowledged every one;
+if any could not be produced it raises ``PublishError`` and the route answers
+503. Some of that batch may be in Kafka then: re-sending it is safe, the worker
+counts each ``eventId`` once (SPEC §2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from api.publisher import EventPublisher, PublishError
+from infra.settings import Settings
+from schemas.errors import InvalidMessage
+from schemas.events import parse_event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRules:
+    """The worker's limits at one moment (the request's clock)."""
+
+    now: dt.datetime
+    max_future: dt.timedelta
+    max_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings, now: dt.datetime) -> EventRules:
+        return cls(now, dt.timedelta(seconds=settings.max_future_seconds), settings.max_event_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An event the worker will count, with the key it is produced under."""
+
+    student_id: str
+    event: dict[str, Any]
+
+
+def check_event(event: object, rules: EventRules) -> Accepted | InvalidMessage:
+    """``event`` accepted, or the ``InvalidMessage`` the worker would dead-letter it with."""
+    try:
+        parsed = parse_event(
+            orjson.dumps(event), now=rules.now, max_future=rules.max_future,
+            max_bytes=rules.max_bytes,
+        )  # fmt: skip
+    except InvalidMessage as problem:
+        return problem
+    assert isinstance(event, dict)  # parse_event accepts JSON objects only
+    return Accepted(parsed.student_id, event)
+
+
+async def publish_all(publisher: EventPublisher, batch: Sequence[Accepted]) -> None:
+    """Produce every event of ``batch``; ``PublishError`` unless all were acknowledged."""
+    if not batch:
+        return
+    outcomes = await asyncio.gather(
+        *(publisher.publish(item.student_id, item.event) for item in batch),
+        return_exceptions=True,
+    )
+    failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if failures:
+        for failure in failures:
+            if not isinstance(failure, Exception):  # cancellation: not a producer failure
+                raise failure
+        log.warning(
+            "%d of %d events could not be produced: %s", len(failures), len(batch), failures[0]
+        )
+        raise PublishError(f"{len(failures)} of {len(batch)} events could not be produced")
