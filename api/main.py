@@ -22,7 +22,7 @@ from api.kept_answers import KeptAnswers
 from api.observability import MetricsMiddleware
 from api.pool import ClientPool, read_pool
 from api.publisher import EventPublisher, KafkaEventPublisher
-from api.routes import dashboard, events, health
+from api.routes import dashboard, events, health, xapi
 from api.timeutil import Clock, utc_now
 from infra.clickhouse import shared_client
 from infra.settings import Settings, get_settings
@@ -99,6 +99,7 @@ def create_app(
     app.include_router(dashboard.router)
     app.include_router(health.router)
     app.include_router(events.router)
+    app.include_router(xapi.router)
     return app
 
 

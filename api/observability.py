@@ -42,6 +42,11 @@ INGESTED_EVENTS = Counter(
     "eduknit_api_ingested_events_total", "Events of the batch routes by outcome",
     ["route", "outcome"],
 )  # fmt: skip
+# xAPI statements acknowledged, by verb IRI and outcome: counted (produced as an event)
+# or ignored (accepted, not counted). The first 100 verbs seen are named, later ones "other".
+XAPI_STATEMENTS = Counter(
+    "eduknit_api_xapi_statements_total", "xAPI statements by verb and outcome", ["verb", "outcome"]
+)
 
 
 def route_label(scope: Scope) -> str:

@@ -13,6 +13,7 @@ same partition) is the only thing that arrives.
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from infra.settings import Settings
 from infra.tokens import make_token
 from infra.topics import ensure_topics
 from tests.integration.app_server import AppServer, KafkaLog
+from tests.xapi_fixtures import statements
 
 pytestmark = pytest.mark.integration
 
@@ -176,6 +178,180 @@ def test_events_over_the_body_limit_are_413(api: str, kafka: KafkaLog, student: 
     only_marker_arrives(api, kafka, student)
 
 
+# ---------------------------------------------------------- /xapi/statements
+def _as(student: str, statement: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A fixture statement of ``student`` with a new id (and changes)."""
+    copied = copy.deepcopy(statement)
+    copied["actor"]["account"]["name"] = student
+    copied["id"] = str(uuid.uuid4())
+    copied.update(changes)
+    return copied
+
+
+def test_xapi_statements_are_produced_and_their_ids_answered_in_order(
+    api: str, kafka: KafkaLog, student: str
+) -> None:
+    sent = [_as(student, s) for s in statements("problem_check(server).list_answers.json")]
+    sent.append(_as(student, statements("play_video.json")[0]))
+    no_id = _as(student, statements("edx.course.enrollment.activated.json")[0])
+    del no_id["id"]
+    sent.append(no_id)
+    answer = post(api, "/xapi/statements", basic(), json=sent)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["X-Experience-API-Version"] == "1.0.3"
+    ids = answer.json()
+    assert ids[:-1] == [s["id"] for s in sent[:-1]] and uuid.UUID(ids[-1])
+    produced = kafka.for_student(student, 2)
+    assert [(e["eventId"], e["type"]) for e in produced] == [
+        (sent[0]["id"], "quiz_completed"),
+        (ids[-1], "enrolled"),
+    ]
+    assert produced[0]["score"] == 50.0 and produced[0]["courseId"] == (
+        "course-v1:edX+DemoX+Demo_Course"
+    )
+    one = post(api, "/xapi/statements", bearer(), json=sent[0])  # one statement, bearer auth
+    assert one.status_code == 200 and one.json() == [sent[0]["id"]]
+
+
+def test_xapi_scores_outside_0_1_are_clamped(api: str, kafka: KafkaLog, student: str) -> None:
+    base = statements("problem_check(server).json")[0]
+    high, low = _as(student, base), _as(student, base)
+    high["result"]["score"]["scaled"] = 1.25
+    low["result"]["score"]["scaled"] = -0.5
+    assert post(api, "/xapi/statements", basic(), json=[high, low]).status_code == 200
+    assert [e["score"] for e in kafka.for_student(student, 2)] == [100.0, 0.0]
+
+
+def test_xapi_put_with_statement_id(api: str, kafka: KafkaLog, student: str) -> None:
+    statement = _as(student, statements("edx.course.enrollment.activated.json")[0])
+    url = f"{api}/xapi/statements"
+    answer = httpx.put(url, params={"statementId": statement["id"]}, json=statement,
+                       headers=basic(), timeout=30)  # fmt: skip
+    assert answer.status_code == 204 and answer.headers["X-Experience-API-Version"] == "1.0.3"
+    other = httpx.put(url, params={"statementId": str(uuid.uuid4())}, json=statement,
+                      headers=basic(), timeout=30)  # fmt: skip
+    assert other.status_code == 400 and other.json()["detail"][0]["field"] == "id"
+    missing = httpx.put(url, json=statement, headers=basic(), timeout=30)
+    assert missing.status_code == 400 and missing.json()["detail"][0]["field"] == "statementId"
+    assert [e["eventId"] for e in kafka.for_student(student, 1)] == [statement["id"]]
+
+
+def _without(path: str) -> Any:
+    def change(statement: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target = statement
+        for part in parents:
+            target = target[part]
+        del target[last]
+
+    return change
+
+
+def _setting(path: str, value: Any) -> Any:
+    def change(statement: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target = statement
+        for part in parents:
+            target = target[part]
+        target[last] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (_without("actor"), "actor"),
+        (_without("verb"), "verb"),
+        (_without("object"), "object"),
+        (_without("verb.id"), "verb.id"),
+        (_setting("actor", "learner"), "actor"),
+        (_setting("verb", "evaluated"), "verb"),
+        (_setting("object", []), "object"),
+        (_setting("result.score.scaled", "0.5"), "result.score.scaled"),
+        (_setting("result.score", 0.5), "result.score"),
+        (_setting("timestamp", "last tuesday"), "timestamp"),
+        (_setting("id", 12), "id"),
+        (_setting("actor.account", {"homePage": "http://lms"}), "actor"),  # no learner
+        (_without("context"), "context.contextActivities"),  # no course (the id has none)
+        (_setting("id", "x" * 129), "id"),  # over §2's 128 characters (the worker's rule)
+    ],
+)
+def test_xapi_bad_statement_is_400_naming_index_and_field(
+    api: str, kafka: KafkaLog, student: str, change: Any, field: str
+) -> None:
+    good = _as(student, statements("problem_check(server).json")[0])
+    bad = _as(student, statements("problem_check(server).json")[0])
+    if field == "context.contextActivities":
+        bad["object"]["id"] = "https://lms.example/quiz/1"
+    change(bad)
+    answer = post(api, "/xapi/statements", basic(), json=[good, bad])
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["X-Experience-API-Version"] == "1.0.3"
+    (problem,) = answer.json()["detail"]
+    assert (problem["index"], problem["field"]) == (1, field) and problem["message"]
+    only_marker_arrives(api, kafka, student)  # nothing of that request (not even `good`)
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        (b"<statement/>", "body"),
+        (b"", "body"),
+        (b'"a statement"', "body"),
+        (b"42", "body"),
+        (b"[1, 2]", "statement"),
+    ],
+)
+def test_xapi_body_that_is_no_statement_is_400(api: str, content: bytes, field: str) -> None:
+    answer = post(api, "/xapi/statements", basic(), content=content)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"][0]["field"] == field
+
+
+def test_xapi_version_and_size_limits(api: str) -> None:
+    statement = statements("play_video.json")[0]
+    old = post(api, "/xapi/statements", {**basic(), "X-Experience-API-Version": "0.95"},
+               json=statement)  # fmt: skip
+    assert old.status_code == 400
+    assert old.json()["detail"][0]["field"] == "X-Experience-API-Version"
+    no_version = {"Authorization": basic()["Authorization"]}
+    assert post(api, "/xapi/statements", no_version, json=statement).status_code == 200
+    big = orjson.dumps([statement] * (LIMIT // len(orjson.dumps(statement)) + 10))
+    too_big = post(api, "/xapi/statements", basic(), content=big)
+    assert too_big.status_code == 413 and too_big.headers["X-Experience-API-Version"] == "1.0.3"
+    many = post(api, "/xapi/statements", basic(), json=[statement] * 1001)
+    assert many.status_code == 400 and "1,000" in many.json()["detail"][0]["message"]
+
+
+def test_xapi_auth(api: str, kafka: KafkaLog, student: str) -> None:
+    statement = _as(student, statements("edx.course.enrollment.activated.json")[0])
+    for headers in (
+        VERSION,
+        basic(secret="wrong-secret"),
+        basic(key="other-lms"),
+        basic(secret=""),
+        {"Authorization": "Basic not-base64!", **VERSION},
+        {"Authorization": f"Token {LRS_SECRET}", **VERSION},
+        {"Authorization": "Bearer not.a.jwt", **VERSION},
+    ):
+        answer = post(api, "/xapi/statements", headers, json=statement)
+        assert answer.status_code == 401, headers
+        assert "Basic" in answer.headers["WWW-Authenticate"]
+    for role in ("student", "admin"):
+        answer = post(api, "/xapi/statements", bearer(role, student), json=statement)
+        assert answer.status_code == 403
+    only_marker_arrives(api, kafka, student)
+
+
+def test_unknown_verbs_are_counted_by_verb(api: str, student: str) -> None:
+    statement = _as(student, statements("play_video.json")[0])
+    statement["verb"]["id"] = verb = f"https://example.org/verbs/knitted-{student}"
+    assert post(api, "/xapi/statements", basic(), json=[statement, statement]).status_code == 200
+    metrics = httpx.get(f"{api}/metrics", timeout=10).text
+    assert f'eduknit_api_xapi_statements_total{{outcome="ignored",verb="{verb}"}} 2.0' in metrics
+
+
 # ----------------------------------------------------------- broker down
 def test_503_when_kafka_does_not_acknowledge(ch_client: Client, student: str) -> None:
     settings = Settings(  # type: ignore[call-arg]
@@ -186,3 +362,10 @@ def test_503_when_kafka_does_not_acknowledge(ch_client: Client, student: str) ->
     with AppServer(settings, ch_client, nobody, **{"message.timeout.ms": 1500}) as server:
         events = post(server.base_url, "/api/events", bearer(), json=[event(student)])
         assert events.status_code == 503 and events.headers["Retry-After"] == "1"
+        statement = _as(student, statements("edx.course.enrollment.activated.json")[0])
+        xapi = post(server.base_url, "/xapi/statements", basic(), json=statement)
+        assert xapi.status_code == 503 and xapi.headers["X-Experience-API-Version"] == "1.0.3"
+        ignored_only = _as(student, statements("play_video.json")[0])  # nothing to produce
+        assert post(server.base_url, "/xapi/statements", basic(), json=ignored_only).json() == [
+            ignored_only["id"]
+        ]
