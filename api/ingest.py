@@ -10,10 +10,11 @@ reason. When a rule changes in ``schemas.events``, it changes here too.
 
 ``publish_all`` produces the accepted events through the app's
 ``EventPublisher`` (the producer of POST progress/update: key = studentId,
-``acks=all``), all at once, and returns when the broker acknowledged every one;
-if any could not be produced it raises ``PublishError`` and the route answers
-503. Some of that batch may be in Kafka then: re-sending it is safe, the worker
-counts each ``eventId`` once (SPEC §2).
+``acks=all``), all at once (one wait for the batch when the publisher has
+``publish_batch``, else one per event), and returns when the broker
+acknowledged every one; if any could not be produced it raises
+``PublishError`` and the route answers 503. Some of that batch may be in Kafka
+then: re-sending it is safe, the worker counts each ``eventId`` once (SPEC §2).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -69,9 +70,24 @@ def check_event(event: object, rules: EventRules) -> Accepted | InvalidMessage:
     return Accepted(parsed.student_id, event)
 
 
+@runtime_checkable
+class BatchPublisher(Protocol):
+    """A publisher that produces a batch and waits for all of it at once
+    (``KafkaEventPublisher.publish_batch``: one future per batch, not per event)."""
+
+    async def publish_batch(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
+
+
 async def publish_all(publisher: EventPublisher, batch: Sequence[Accepted]) -> None:
     """Produce every event of ``batch``; ``PublishError`` unless all were acknowledged."""
     if not batch:
+        return
+    if isinstance(publisher, BatchPublisher):
+        try:
+            await publisher.publish_batch([(item.student_id, item.event) for item in batch])
+        except PublishError as exc:
+            log.warning("a batch of %d events was not all produced: %s", len(batch), exc)
+            raise
         return
     outcomes = await asyncio.gather(
         *(publisher.publish(item.student_id, item.event) for item in batch),
