@@ -24,8 +24,10 @@ after the other (the machine has 2 cores):
    learner (of 10,000), id and recent timestamp of their own.
 
 Each phase reports batches/s, statements/s, events/s produced, batch latency
-p50/p99/max (ms, from sending the request to the last byte of the answer) and
-the CPU the API process used (``/proc``) per event and per statement. Every
+p50/p99/max (ms, from sending the request to the last byte of the answer),
+the CPU the API process used (``/proc``) per event and per statement, and the
+p99 of a ``GET /healthz`` sent every 20 ms meanwhile (how long a batch holds the
+API's event loop from other requests). Every
 answer must be 200 with every event accepted (else the phase says how many
 were not). The load generator (aiohttp) runs in this process and shares the
 2 cores with the API and the broker. Prints a table and ``BENCH-RESULT {json}``.
@@ -196,7 +198,7 @@ async def publisher_reference(
 
 async def http_phase(
     url: str, headers: dict[str, str], batches: list[Batch], api_pid: int, *,
-    seconds: float, concurrency: int, rate: float, kind: str,
+    seconds: float, concurrency: int, rate: float, kind: str, probe_url: str,
 ) -> dict[str, Any]:  # fmt: skip
     """Warm up, then the closed loop and the open loop against one route."""
     connector = aiohttp.TCPConnector(limit=max(concurrency, 64))
@@ -212,12 +214,26 @@ async def http_phase(
                 return bool(decoded["accepted"] == batch[1] and not decoded["rejected"])
             return len(decoded) == batch[1]
 
+        async def probe(stop: asyncio.Event, latencies: list[float]) -> None:
+            """Another client's cheapest request, every 20 ms: how long the loop is held."""
+            while not stop.is_set():
+                sent = time.perf_counter()
+                async with session.get(probe_url) as response:
+                    await response.read()
+                latencies.append((time.perf_counter() - sent) * 1000)
+                await asyncio.sleep(0.02)
+
         await drive(post, batches, seconds=min(2.0, seconds), concurrency=concurrency, check=check)
         out: dict[str, Any] = {}
         for loop, loop_rate in (("closed", 0.0), ("open", rate)):
             cpu = proc_cpu_seconds(api_pid)
+            stop, probed = asyncio.Event(), []
+            prober = asyncio.create_task(probe(stop, probed))
             result = await drive(post, batches, seconds=seconds, concurrency=concurrency,
                                  rate=loop_rate, check=check)  # fmt: skip
+            stop.set()
+            await prober
+            result["healthz_p99_ms"] = round(pct(probed, 0.99), 1)
             used = proc_cpu_seconds(api_pid) - cpu
             result["api_cpu_share"] = round(used / result["seconds"], 2)
             result["api_cpu_us_per_event"] = round(used / max(1, result["events"]) * 1e6, 1)
@@ -287,7 +303,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raw[kind] = asyncio.run(http_phase(
                 url, service if kind == "events" else lrs, batches, api.pid,
                 seconds=args.seconds, concurrency=args.concurrency, rate=args.rate,
-                kind="events" if kind == "events" else "xapi",
+                kind="events" if kind == "events" else "xapi", probe_url=f"{base}/healthz",
             ))  # fmt: skip
     finally:
         if api is not None:
@@ -324,7 +340,8 @@ def metrics(raw: dict[str, Any]) -> list[Metric]:
                 f"{kind}, {how}",
                 f"{rate} ({pub_share}); p50 {r['p50_ms']} / p99 {r['p99_ms']} / max "
                 f"{r['max_ms']} ms; API {r['api_cpu_us_per_event']} µs CPU/event, "
-                f"{r['api_cpu_us_per_statement']} µs/statement, {r['api_cpu_share']} cores"
+                f"{r['api_cpu_us_per_statement']} µs/statement, {r['api_cpu_share']} cores; "
+                f"GET /healthz meanwhile p99 {r['healthz_p99_ms']} ms"
                 + (f"; {r['failed']} FAILED" if r["failed"] else ""),
                 target, ok,
             ))  # fmt: skip

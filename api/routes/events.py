@@ -22,7 +22,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from api.body import BodyTooLarge, read_body, too_large
 from api.deps import ClockDep, CurrentPrincipal, PublisherDep, SettingsDep
 from api.errors import invalid_input
-from api.ingest import Accepted, EventRules, check_event, publish_all
+from api.ingest import Accepted, EventRules, check_event, off_the_loop, publish_all
 from api.ingest_models import EVENTS_BODY, MAX_EVENTS, EventsAnswer
 from api.models import ErrorBody, ValidationErrorBody
 from api.observability import INGESTED_EVENTS
@@ -66,7 +66,21 @@ async def post_events(
         raise invalid_input("body", f"not valid JSON: {exc}") from None
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_EVENTS:
         raise invalid_input("body", f"must be a JSON array of 1 to {MAX_EVENTS:,} events")
-    rules = EventRules.of(settings, clock())
+    accepted, rejected = await off_the_loop(check_all, items, EventRules.of(settings, clock()))
+    try:
+        await publish_all(publisher, accepted)
+    except PublishError:
+        raise HTTPException(
+            status_code=503, detail="the events could not be produced", headers={"Retry-After": "1"}
+        ) from None
+    INGESTED_EVENTS.labels(ROUTE, "accepted").inc(len(accepted))
+    INGESTED_EVENTS.labels(ROUTE, "rejected").inc(len(rejected))
+    answer = orjson.dumps({"accepted": len(accepted), "rejected": rejected})
+    return Response(answer, media_type="application/json")
+
+
+def check_all(items: list[Any], rules: EventRules) -> tuple[list[Accepted], list[dict[str, Any]]]:
+    """The events the worker will count, and the others as ``rejected`` entries."""
     accepted: list[Accepted] = []
     rejected: list[dict[str, Any]] = []
     for index, item in enumerate(items):
@@ -79,13 +93,4 @@ async def post_events(
             "index": index, "eventId": event_id if isinstance(event_id, str) else None,
             "field": outcome.field or "event", "message": outcome.reason,
         })  # fmt: skip
-    try:
-        await publish_all(publisher, accepted)
-    except PublishError:
-        raise HTTPException(
-            status_code=503, detail="the events could not be produced", headers={"Retry-After": "1"}
-        ) from None
-    INGESTED_EVENTS.labels(ROUTE, "accepted").inc(len(accepted))
-    INGESTED_EVENTS.labels(ROUTE, "rejected").inc(len(rejected))
-    answer = orjson.dumps({"accepted": len(accepted), "rejected": rejected})
-    return Response(answer, media_type="application/json")
+    return accepted, rejected

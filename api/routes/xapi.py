@@ -35,7 +35,7 @@ from fastapi.responses import JSONResponse
 from api.auth import AuthError
 from api.body import BodyTooLarge, read_body, too_large
 from api.deps import ClockDep, PublisherDep, SettingsDep
-from api.ingest import Accepted, EventRules, check_event, publish_all
+from api.ingest import Accepted, EventRules, check_event, off_the_loop, publish_all
 from api.ingest_models import (
     MAX_EVENTS,
     STATEMENT_BODY,
@@ -162,10 +162,26 @@ async def _ingest(
 ) -> list[Translation] | Response:
     """Translate, check and produce; the translations, or the 400/503 answer."""
     try:
-        translations = translate_all(body, now=now)
+        translations, accepted = await off_the_loop(
+            translate_and_check, body, EventRules.of(settings, now)
+        )
     except InvalidStatements as invalid:
         return _bad(invalid.problems)
-    rules = EventRules.of(settings, now)
+    try:
+        await publish_all(publisher, accepted)
+    except PublishError:
+        headers = {**HEADERS, "Retry-After": "1"}
+        return JSONResponse(
+            status_code=503, content={"detail": "the events could not be produced"}, headers=headers
+        )
+    _count(translations, len(accepted))
+    return translations
+
+
+def translate_and_check(body: Any, rules: EventRules) -> tuple[list[Translation], list[Accepted]]:
+    """The statements' translations and their events checked by the worker's parser;
+    ``InvalidStatements`` naming every statement that is bad or makes a bad event."""
+    translations = translate_all(body, now=rules.now)
     accepted: list[Accepted] = []
     problems: list[Problem] = []
     for index, translation in enumerate(translations):
@@ -177,16 +193,8 @@ async def _ingest(
         else:
             problems.append(Problem(index, translation.source_of(outcome.field), outcome.reason))
     if problems:
-        return _bad(problems)
-    try:
-        await publish_all(publisher, accepted)
-    except PublishError:
-        headers = {**HEADERS, "Retry-After": "1"}
-        return JSONResponse(
-            status_code=503, content={"detail": "the events could not be produced"}, headers=headers
-        )
-    _count(translations, len(accepted))
-    return translations
+        raise InvalidStatements(problems)
+    return translations, accepted
 
 
 def _count(translations: list[Translation], produced: int) -> None:
