@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import http.client
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -342,6 +344,32 @@ def test_xapi_auth(api: str, kafka: KafkaLog, student: str) -> None:
         answer = post(api, "/xapi/statements", bearer(role, student), json=statement)
         assert answer.status_code == 403
     only_marker_arrives(api, kafka, student)
+
+
+def test_requests_shaped_as_open_edx_sends_them(api: str, kafka: KafkaLog, student: str) -> None:
+    """What Open edX's LRS client (tincan's ``RemoteLRS``) sends, byte for byte in shape:
+    ``http.client``, the route URL + ``statements`` and a ``?`` even without a query,
+    ASCII Basic credentials, the version header; a batch by POST, one statement by PUT."""
+    batch = [_as(student, s) for s in statements("problem_check(server).list_answers.json")]
+    (single,) = [_as(student, statements("complete_video.json")[0])]
+    host, port = api.removeprefix("http://").split(":")
+    headers = {**basic(), "Content-Type": "application/json"}
+
+    def send(method: str, path: str, body: Any) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            connection.request(method, path, body=orjson.dumps(body), headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    status, answer = send("POST", "/xapi/statements?", batch)
+    assert status == 200 and orjson.loads(answer) == [s["id"] for s in batch]
+    query = urllib.parse.urlencode({"statementId": single["id"]})
+    assert send("PUT", f"/xapi/statements?{query}", single) == (204, b"")
+    produced = kafka.for_student(student, 2)
+    assert [e["eventId"] for e in produced] == [batch[0]["id"], single["id"]]
 
 
 def test_unknown_verbs_are_counted_by_verb(api: str, student: str) -> None:
