@@ -72,13 +72,16 @@ def check_event(event: object, rules: EventRules) -> Accepted | InvalidMessage:
     return Accepted(parsed.student_id, event)
 
 
-OFF_THE_LOOP_AT = 32  # items; below this, a thread hop costs more than it frees the loop
+# Items from which a body is checked on the thread pool: below, it holds the event loop
+# for at most ~5-15 ms (20-60 µs each), less than the thread hop and the GIL hand-offs
+# cost a batch of 100 (Open edX's default) in throughput (bench/RESULTS-http-ingest.md).
+OFF_THE_LOOP_AT = 250
 
 
 async def off_the_loop(check: Callable[[Any, EventRules], T], items: Any, rules: EventRules) -> T:
-    """``check(items, rules)``: on the thread pool for a body of many items (~30-60 µs
-    of CPU each, so 1,000 would hold the event loop and every other request for
-    30-60 ms), else here."""
+    """``check(items, rules)``: on the thread pool for a body of many items (1,000
+    would hold the event loop, and every other request of the process, for
+    20-60 ms), else here."""
     if isinstance(items, list) and len(items) >= OFF_THE_LOOP_AT:
         return await run_in_threadpool(check, items, rules)
     return check(items, rules)

@@ -26,6 +26,7 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from api.ingest import OFF_THE_LOOP_AT
 from infra.broker import EmbeddedBroker, free_port
 from infra.settings import Settings
 from infra.tokens import make_token
@@ -134,6 +135,19 @@ def test_events_valid_ones_are_produced_invalid_ones_listed(
     assert again.json() == {"accepted": 2, "rejected": []}
 
 
+def test_events_a_big_batch_is_checked_off_the_loop_and_produced(
+    api: str, kafka: KafkaLog, student: str
+) -> None:
+    assert OFF_THE_LOOP_AT < 1000  # this batch takes the thread-pool path
+    batch = [event(student, lessonId=f"l{i}") for i in range(1000)]
+    batch[999]["timeSpent"] = -1
+    answer = post(api, "/api/events", bearer(), json=batch)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["accepted"] == 999
+    assert [(r["index"], r["field"]) for r in answer.json()["rejected"]] == [(999, "timeSpent")]
+    assert kafka.for_student(student, 999) == batch[:999]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -213,6 +227,23 @@ def test_xapi_statements_are_produced_and_their_ids_answered_in_order(
     )
     one = post(api, "/xapi/statements", bearer(), json=sent[0])  # one statement, bearer auth
     assert one.status_code == 200 and one.json() == [sent[0]["id"]]
+
+
+def test_xapi_a_big_batch_is_checked_off_the_loop(api: str, kafka: KafkaLog, student: str) -> None:
+    base = statements("problem_check(server).json")[0]
+    batch = [_as(student, base) for _ in range(600)]
+    batch[599]["result"]["score"]["scaled"] = "high"
+    answer = post(api, "/xapi/statements", basic(), json=batch)
+    assert answer.status_code == 400  # raised on the thread pool, answered the same
+    assert answer.json()["detail"][0] | {"message": ""} == {
+        "index": 599,
+        "field": "result.score.scaled",
+        "message": "",
+    }
+    batch[599]["result"]["score"]["scaled"] = 1
+    answer = post(api, "/xapi/statements", basic(), json=batch)
+    assert answer.status_code == 200 and answer.json() == [s["id"] for s in batch]
+    assert [e["eventId"] for e in kafka.for_student(student, 600)] == answer.json()
 
 
 def test_xapi_scores_outside_0_1_are_clamped(api: str, kafka: KafkaLog, student: str) -> None:
