@@ -308,6 +308,7 @@ def _setting(path: str, value: Any) -> Any:
         (_setting("actor.account", {"homePage": "http://lms"}), "actor"),  # no learner
         (_without("context"), "context.contextActivities"),  # no course (the id has none)
         (_setting("id", "x" * 129), "id"),  # over §2's 128 characters (the worker's rule)
+        (_setting("object.id", "http://lms.example/" + "q" * 110), "object.id"),  # quizId too
     ],
 )
 def test_xapi_bad_statement_is_400_naming_index_and_field(
