@@ -24,7 +24,7 @@ from api.fast_path import KeptAnswerPath
 from api.observability import MetricsMiddleware
 from api.pool import ClientPool, read_pool
 from api.publisher import EventPublisher, KafkaEventPublisher
-from api.routes import admin, dashboard, health, page, stream
+from api.routes import admin, dashboard, events, health, page, stream, xapi
 from api.stream_hub import StreamHub
 from api.timeutil import Clock, utc_now
 from infra.clickhouse import shared_client
@@ -110,6 +110,8 @@ def create_app(
     app.include_router(stream.router)
     app.include_router(health.router)
     app.include_router(admin.router)  # eduknit check/resync through this process
+    app.include_router(events.router)
+    app.include_router(xapi.router)
     page.install(app)
     return app
 

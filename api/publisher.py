@@ -2,7 +2,8 @@
 
 ``EventPublisher`` is what the routes need: ``publish`` returns once the broker
 acknowledged the message (or raises ``PublishError``), ``ready`` says whether
-the broker answers. ``KafkaEventPublisher`` is the real one: a
+the broker answers. ``KafkaEventPublisher`` is the real one (its
+``publish_batch`` waits once for a whole batch: the SPEC §9 routes): a
 ``confluent_kafka.Producer`` with ``acks=all``, keyed by studentId so one
 student's events stay in one partition. Not idempotent on purpose: an idempotent
 producer never delivers again to a freshly restarted memory-only broker (its
@@ -19,6 +20,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -54,6 +56,43 @@ def _resolve(future: asyncio.Future[None], error: Exception | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
+
+
+class _Batch:
+    """The delivery reports of one ``publish_batch``: its future is settled once, when
+    every event was acknowledged or failed (reports arrive on the delivery thread)."""
+
+    def __init__(self, future: asyncio.Future[None], size: int) -> None:
+        self.future = future
+        self.size = size
+        self.left = size + 1  # a report per event, plus the end of the produce loop
+        self.failed = 0
+        self.first_error: str | None = None
+        self.lock = threading.Lock()
+
+    def on_delivery(self, err: Any, _msg: Any) -> None:
+        if err is None:
+            self._count(1, 0, None)
+        else:
+            self._count(1, 1, f"delivery failed: {err}")
+
+    def produce_loop_ended(self, unsent: int, error: str | None) -> None:
+        """The last ``unsent`` events never reached the producer (``error`` says why)."""
+        self._count(unsent + 1, unsent, error)
+
+    def _count(self, done: int, failed: int, error: str | None) -> None:
+        with self.lock:
+            self.left -= done
+            self.failed += failed
+            self.first_error = self.first_error or error
+            if self.left:
+                return
+        outcome = None
+        if self.failed:
+            outcome = PublishError(f"{self.failed} of {self.size} events: {self.first_error}")
+        # RuntimeError: the loop is closed (shutdown), nobody is waiting any more
+        with contextlib.suppress(RuntimeError):
+            self.future.get_loop().call_soon_threadsafe(_resolve, self.future, outcome)
 
 
 class KafkaEventPublisher:
@@ -114,6 +153,28 @@ class KafkaEventPublisher:
         except KafkaException as exc:
             raise PublishError(f"produce failed: {exc}") from exc
         await future
+
+    async def publish_batch(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Produce every ``(student_id, event)`` and wait until the broker acknowledged all;
+        ``PublishError`` when any was not. One future per batch, settled by the last delivery
+        report: ``publish`` per event costs a future, a task and a loop wake-up each
+        (bench/RESULTS-http-ingest.md). The events produced before a failure still go."""
+        if self._closed.is_set():
+            raise PublishError("publisher is closed")
+        loop = asyncio.get_running_loop()
+        batch = _Batch(loop.create_future(), len(items))
+        for produced, (student_id, event) in enumerate(items):
+            try:
+                self._producer.produce(
+                    self.topic, value=orjson.dumps(event), key=student_id.encode(),
+                    on_delivery=batch.on_delivery,
+                )  # fmt: skip
+            except (BufferError, KafkaException) as exc:
+                batch.produce_loop_ended(len(items) - produced, f"produce failed: {exc!r}")
+                break
+        else:
+            batch.produce_loop_ended(0, None)
+        await batch.future
 
     def ready(self) -> bool:
         """True when the broker answered a metadata request within 1 s (cached 1.5 s)."""

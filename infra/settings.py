@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(0, alias="EDUKNIT_WORKER_METRICS_PORT", ge=0, le=65535)
     worker_metrics_host: str = Field("127.0.0.1", alias="EDUKNIT_WORKER_METRICS_HOST")
 
+    # API: HTTP Basic credentials of /xapi/statements (an LMS's LRS key and secret).
+    # Basic is refused while either is empty; a service bearer token works regardless.
+    xapi_key: str = Field("", alias="EDUKNIT_XAPI_KEY")
+    xapi_secret: str = Field("", alias="EDUKNIT_XAPI_SECRET")
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.env == "production" and (
@@ -146,6 +151,14 @@ class Settings(BaseSettings):
     def require_token_exp(self) -> bool:
         """Tokens must carry ``exp`` in production."""
         return self.env == "production"
+
+    @model_validator(mode="after")
+    def _xapi_credentials_come_in_pairs(self) -> Settings:
+        if bool(self.xapi_key) != bool(self.xapi_secret):
+            raise ValueError(
+                "EDUKNIT_XAPI_KEY and EDUKNIT_XAPI_SECRET are set together or not at all"
+            )
+        return self
 
     @property
     def data_path(self) -> Path:
