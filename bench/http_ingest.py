@@ -61,7 +61,7 @@ from bench.kafka_io import start_broker
 from bench.workload import generate
 from infra.broker import free_port
 from infra.tokens import make_token
-from tests.xapi_fixtures import fixture_names, statements
+from testkit.xapi_fixtures import fixture_names, statements
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 KEY, LRS_SECRET = "bench-lms", "bench-lrs-secret-0123456789"

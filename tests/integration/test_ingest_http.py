@@ -31,8 +31,8 @@ from infra.broker import EmbeddedBroker, free_port
 from infra.settings import Settings
 from infra.tokens import make_token
 from infra.topics import ensure_topics
+from testkit.xapi_fixtures import statements
 from tests.integration.app_server import AppServer, KafkaLog
-from tests.xapi_fixtures import statements
 
 pytestmark = pytest.mark.integration
 

@@ -26,9 +26,9 @@ import httpx
 import orjson
 import pytest
 
+from testkit.xapi_fixtures import statements
 from tests.integration.compare import check_student, wait_for_match
 from tests.integration.stack import Producer, Stack
-from tests.xapi_fixtures import statements
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,8 @@ import pytest
 
 from schemas.events import parse_event
 from schemas.xapi import InvalidStatements, Problem, Translation, translate_all
-from tests import xapi_fixtures
-from tests.xapi_fixtures import fixture_names, statements
+from testkit import xapi_fixtures
+from testkit.xapi_fixtures import fixture_names, statements
 
 NOW = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
 COURSE = "http://adlnet.gov/expapi/activities/course"
