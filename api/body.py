@@ -1,4 +1,4 @@
-"""Reading a request body under a byte limit (SPEC §13: a body over its limit is a 413).
+"""Reading a request body under a byte limit (docs/api.md: a body over its limit is a 413).
 
 ``read_body`` refuses at once when ``Content-Length`` announces more than the
 limit (nothing is read), and otherwise stops reading as soon as the bytes

@@ -1,4 +1,4 @@
-"""What both batch routes of SPEC §9 share: each event checked by the worker's own parser,
+"""What both batch routes of docs/ingest.md share: each event checked by the worker's own parser,
 then the accepted ones produced to ``learning-events``, acknowledged as a batch.
 
 ``check_event`` runs ``schemas.events.parse_event`` (the function the worker
@@ -14,7 +14,7 @@ reason. When a rule changes in ``schemas.events``, it changes here too.
 ``publish_batch``, else one per event), and returns when the broker
 acknowledged every one; if any could not be produced it raises
 ``PublishError`` and the route answers 503. Some of that batch may be in Kafka
-then: re-sending it is safe, the worker counts each ``eventId`` once (SPEC §2).
+then: re-sending it is safe, the worker counts each ``eventId`` once (docs/api.md).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The wire format of the SPEC §9 routes: answers as pydantic models, bodies as JSON schemas.
+"""The wire format of the docs/ingest.md routes: answers as pydantic models, bodies as JSON schemas.
 
 The routes read their bodies themselves (a byte limit, one answer per event,
 xAPI's own 400), so FastAPI does not derive the request bodies from a model:
 ``EVENTS_BODY`` and ``STATEMENTS_BODY`` document them in ``/openapi.json`` (and
-give schemathesis something to generate). ``EVENTS_BODY`` is §2's schema itself
+give schemathesis something to generate). ``EVENTS_BODY`` is the event schema itself
 (``schemas.events.LearningEvent``); ``STATEMENTS_BODY`` is the part of an xAPI
 statement that ``schemas.xapi`` reads.
 """
@@ -17,7 +17,7 @@ from pydantic import Field
 from api.models import ApiModel
 from schemas.events import LearningEvent
 
-MAX_EVENTS = 1000  # SPEC §9: a POST /api/events body holds 1-1,000 events
+MAX_EVENTS = 1000  # docs/ingest.md: a POST /api/events body holds 1-1,000 events
 
 
 class EventRejection(ApiModel):
@@ -25,7 +25,7 @@ class EventRejection(ApiModel):
 
     index: int = Field(description="0-based position in the posted array")
     event_id: str | None = Field(description="its eventId when it had a string one")
-    field: str = Field(description="the §2 field at fault; `event` when it is the whole event")
+    field: str = Field(description="the field at fault; `event` when it is the whole event")
     message: str
 
 
@@ -67,7 +67,7 @@ EVENTS_BODY = _json_body(
         "maxItems": MAX_EVENTS,
         "items": LearningEvent.model_json_schema(by_alias=True),
     },
-    "1-1,000 learning events of SPEC §2",
+    "1-1,000 learning events of docs/api.md",
 )
 
 _ACTIVITY = {

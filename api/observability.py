@@ -47,7 +47,7 @@ STREAM_PUSH = Histogram(
     "eduknit_api_stream_push_seconds", "Change seen by the feed -> event handed to the streams",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )  # fmt: skip
-# Events of the SPEC §9 batch routes by route and outcome: accepted (acknowledged by
+# Events of the docs/ingest.md batch routes by route and outcome: accepted (acknowledged by
 # Kafka) or rejected (refused with a reason, not produced).
 INGESTED_EVENTS = Counter(
     "eduknit_api_ingested_events_total", "Events of the batch routes by outcome",

@@ -3,7 +3,7 @@
 ``EventPublisher`` is what the routes need: ``publish`` returns once the broker
 acknowledged the message (or raises ``PublishError``), ``ready`` says whether
 the broker answers. ``KafkaEventPublisher`` is the real one (its
-``publish_batch`` waits once for a whole batch: the SPEC §9 routes): a
+``publish_batch`` waits once for a whole batch: the docs/ingest.md routes): a
 ``confluent_kafka.Producer`` with ``acks=all``, keyed by studentId so one
 student's events stay in one partition. Not idempotent on purpose: an idempotent
 producer never delivers again to a freshly restarted memory-only broker (its

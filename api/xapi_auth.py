@@ -1,4 +1,4 @@
-"""Who may post xAPI statements (SPEC §9), without FastAPI.
+"""Who may post xAPI statements (docs/ingest.md), without FastAPI.
 
 Either a bearer token (``api.auth.decode_token``) whose role is ``service``, or
 HTTP Basic with the key and secret of ``EDUKNIT_XAPI_KEY`` /

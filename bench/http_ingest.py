@@ -1,4 +1,4 @@
-"""HTTP ingest benchmark (SPEC §9): POST /api/events and /xapi/statements through one API process.
+"""HTTP ingest benchmark: POST /api/events and /xapi/statements through one API process.
 
 ``python -m bench.http_ingest [--seconds 15] [--concurrency 4] [--rate 50] [--batch 100]``
 
@@ -14,7 +14,7 @@ after the other (the machine has 2 cores):
 2. per workload, a closed loop of ``--concurrency`` clients, each posting its
    next batch when the last one is answered (the throughput), then an open loop
    at ``--rate`` batches/s (the latency at that load; 50 x 100 = 5,000/s):
-   - ``events``: 100 §2 events per ``POST /api/events`` (``bench.workload``'s
+   - ``events``: 100 learning events per ``POST /api/events`` (``bench.workload``'s
      realistic mix over 10,000 students);
    - ``xapi-counted``: 100 statements per ``POST /xapi/statements``, all of them
      of the 16 Open edX fixture statements that count (one event each);
@@ -72,7 +72,7 @@ Post = Callable[[bytes], Awaitable[tuple[int, bytes]]]
 
 # ----------------------------------------------------------------- workloads
 def event_batches(size: int, count: int) -> tuple[list[Batch], list[list[Accepted]]]:
-    """``count`` batches of ``size`` §2 events: HTTP bodies and the publisher's input."""
+    """``count`` batches of ``size`` learning events: HTTP bodies and the publisher's input."""
     wl = generate(size * count, min(STUDENTS, size * count), courses=50, days=5.0)
     values = [value for _, value in wl.messages[: size * count]]
     bodies: list[Batch] = []
@@ -86,7 +86,7 @@ def event_batches(size: int, count: int) -> tuple[list[Batch], list[list[Accepte
 
 
 def fixture_statements() -> list[tuple[dict[str, Any], bool]]:
-    """The 90 fixture statements, each with whether it counts (SPEC §9's table)."""
+    """The 90 fixture statements, each with whether it counts (the table of docs/ingest.md)."""
     from schemas.xapi import translate_all  # the translator only labels the mix here
 
     found = []

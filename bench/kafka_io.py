@@ -1,7 +1,7 @@
 """Broker side of the benchmarks: start an embedded broker, create topics, produce fast.
 
 ``produce_all`` sends pre-built (key, value) messages with a confluent-kafka
-producer tuned for throughput (~300k msg/s on this machine, INFRA-FACTS), so
+producer tuned for throughput (~300k msg/s on this machine), so
 the broker holds the whole workload before a consumer starts.
 """
 

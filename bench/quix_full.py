@@ -67,7 +67,7 @@ from streams.rows import Row
 from streams.sink import ClickHouseSink
 
 GC_YOUNG_THRESHOLD = 1_000_000  # as the worker (streams.housekeeping): see main()
-SESSION = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}  # INFRA-FACTS (Tansu)
+SESSION = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}  # Tansu: short group timeouts
 
 
 def utc_now() -> dt.datetime:

@@ -1,4 +1,4 @@
-"""``eduknit import FILE``: a backfill of §2 events (JSON lines) into ``learning-events``.
+"""``eduknit import FILE``: a backfill of learning events (JSON lines) into ``learning-events``.
 
 Each line is validated with the pipeline's own event schema
 (``schemas.events.parse_event``, the worker's checks included: size, future

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     dashboard_cache_students: int = Field(10_000, alias="EDUKNIT_DASHBOARD_CACHE_STUDENTS", ge=0)
     dashboard_feed_seconds: float = Field(0.1, alias="EDUKNIT_DASHBOARD_FEED_SECONDS", gt=0, le=1)
     # API: the live stream (GET /api/dashboard/stream) writes a ": keep-alive" comment
-    # after this many seconds without an event (SPEC §8: at least every 15 s).
+    # after this many seconds without an event (docs/live-dashboard.md: at least every 15 s).
     stream_keepalive_seconds: float = Field(
         15.0, alias="EDUKNIT_STREAM_KEEPALIVE_SECONDS", gt=0, le=15
     )

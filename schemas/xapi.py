@@ -1,11 +1,11 @@
-"""xAPI 1.0.3 statements -> learning events of SPEC §2: the pure translator of SPEC §9.
+"""xAPI 1.0.3 statements -> learning events of docs/api.md: the pure translator of docs/ingest.md.
 
 ``translate_all(body, now=...)`` takes what a Learning Record Store receives (one
 statement or an array of them, already decoded from JSON) and returns one
 ``Translation`` per statement, in order: its id (the statement's own, or a new
-uuid4 when it has none) and the §2 event it stands for, or ``None`` when the
+uuid4 when it has none) and the event it stands for, or ``None`` when the
 statement is accepted but not counted (video, forum, navigation, grades,
-attempts without a score: anything the table of SPEC §9 does not name).
+attempts without a score: anything the table of docs/ingest.md does not name).
 
 Which statements count (docs/ingest.md has the table with the fixtures):
 
@@ -28,7 +28,7 @@ statement, counted or not; a statement that must be counted also needs a
 learner, a course and (lessons, quizzes) an object id. Problems are collected
 for all statements and raised together as ``InvalidStatements``, each naming
 the statement's index and field; nothing else is raised for bad input. The
-events are not checked against §2 here (lengths, the future limit): the caller
+events are not checked against the event rules here (lengths, the future limit): the caller
 runs them through ``schemas.events.parse_event``, the worker's own parser, and
 names the statement field with ``Translation.source_of``. No I/O, no clock.
 """
@@ -52,7 +52,7 @@ VERB_COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
 VERB_EVALUATED = "https://w3id.org/xapi/acrossx/verbs/evaluated"
 COURSE_ACTIVITY = "http://adlnet.gov/expapi/activities/course"
 LEARNER_IDS = ("mbox", "mbox_sha1sum", "openid")  # after account.name, in this order
-MAX_MINUTES = 1440.0  # SPEC §2: timeSpent is 0-1440; a longer duration counts as a day
+MAX_MINUTES = 1440.0  # docs/api.md: timeSpent is 0-1440; a longer duration counts as a day
 
 # An Open edX course key inside an activity id (``http://lms/course/course-v1:O+C+R``).
 COURSE_KEY = re.compile(r"(?<![\w-])(?:course-v1|ccx-v1):[^/?#\s]+")
@@ -198,7 +198,7 @@ def translate(
 def _event_type(
     verb_id: str, is_course: bool, completion: bool | None, scaled: float | None
 ) -> str | None:
-    """The §2 type a statement counts as (SPEC §9's table), None when it does not count."""
+    """The event type a statement counts as (docs/ingest.md), None when it does not count."""
     if verb_id == VERB_REGISTERED and is_course:
         return "enrolled"
     if verb_id == VERB_UNREGISTERED and is_course:
@@ -227,7 +227,7 @@ def _learner(actor: dict[str, Any]) -> tuple[str, str]:
 def _course(
     object_id: str | None, is_course: bool, activities: dict[str, list[dict[str, Any]]]
 ) -> tuple[str, str]:
-    """The course key and the field it came from (SPEC §9's order); ``_Bad`` when none."""
+    """The course key and the field it came from (docs/ingest.md's order); ``_Bad`` when none."""
     if is_course and object_id:
         return _course_key(object_id), "object.id"
     for group in ("parent", "grouping"):

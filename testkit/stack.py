@@ -112,7 +112,7 @@ class Stack:
 
 
 class Producer:
-    """Sends events and catalog entries to a stack's broker, keyed as SPEC §2 says."""
+    """Sends events and catalog entries to a stack's broker, keyed as docs/api.md says."""
 
     def __init__(self, bootstrap: str) -> None:
         self.producer = KafkaProducer({"bootstrap.servers": bootstrap, "linger.ms": 5})

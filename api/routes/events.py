@@ -1,4 +1,4 @@
-"""``POST /api/events``: a batch of §2 events from a backend producer (SPEC §9, role ``service``).
+"""``POST /api/events``: a batch of learning events from a backend producer (role ``service``).
 
 The body is a JSON array of 1-1,000 events. Each is checked by the worker's own
 parser (``api.ingest.check_event``); valid ones are produced to
@@ -51,7 +51,7 @@ async def post_events(
     settings: SettingsDep,
     clock: ClockDep,
 ) -> Response:
-    """Produce 1-1,000 events of SPEC §2; answer per event once Kafka acknowledged them."""
+    """Produce 1-1,000 events of docs/api.md; answer per event once Kafka acknowledged them."""
     if principal.role != "service":
         raise HTTPException(
             status_code=403, detail="only a token with the role 'service' may post events"

@@ -1,4 +1,4 @@
-"""``GET /``: the dashboard page (SPEC §10), static files served from ``api/static``.
+"""``GET /``: the dashboard page (docs/live-dashboard.md), static files served from ``api/static``.
 
 No build step and no asset from another host: ``index.html``, ``style.css`` and
 one ES module per view under ``/static/``. The page is the API's reference

@@ -1,4 +1,4 @@
-"""``GET /api/dashboard/stream``: a student's dashboard as server-sent events (SPEC §8).
+"""``GET /api/dashboard/stream``: a student's dashboard as server-sent events.
 
 The same token, parameters and errors as ``/realtime`` (the same dependencies:
 401, 403 and 422 with the same bodies; 503 when ClickHouse cannot be read or the

@@ -1,4 +1,4 @@
-"""``/xapi/statements``: the part of an xAPI 1.0.3 Learning Record Store that SPEC §9 names.
+"""``/xapi/statements``: the part of an xAPI 1.0.3 Learning Record Store that docs/ingest.md names.
 
 - ``POST`` takes one statement or an array of them and answers **200** with
   their ids in order (an id is made for a statement without one);
@@ -8,7 +8,7 @@
 Each statement goes through ``schemas.xapi``; the events it makes are checked
 by the worker's own parser (``api.ingest``) and produced to ``learning-events``
 keyed by ``studentId``, answered once Kafka acknowledged them all (503 when it
-could not: re-sending counts nothing twice). Statements outside §9's table are
+could not: re-sending counts nothing twice). Statements outside the mapping table (docs/ingest.md) are
 accepted and counted in ``eduknit_api_xapi_statements_total`` by verb.
 
 All or nothing: any bad statement -> **400** ``{"detail": [{"index", "field",

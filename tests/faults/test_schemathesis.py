@@ -1,7 +1,7 @@
 """Schemathesis against the app's own OpenAPI schema: no input makes a 5xx.
 
 Every operation of ``/openapi.json`` (dashboard reads, POST progress/update,
-the SPEC §9 batch routes POST /api/events and POST/PUT /xapi/statements,
+the docs/ingest.md batch routes POST /api/events and POST/PUT /xapi/statements,
 health, metrics) is called with generated valid and invalid query values and
 bodies, with a valid token (role ``service``: it may read anyone's data and
 write for anyone, so the generated ``studentId`` values reach the handlers).
@@ -30,7 +30,7 @@ NOW = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
 AUTH = {"Authorization": f"Bearer {make_token(SECRET, 'svc', role='service', ttl_seconds=86400)}"}
 
 EXAMPLES = 60
-BATCH_ROUTES = ("/api/events", "/xapi/")  # SPEC §9: also called with schema-breaking bodies
+BATCH_ROUTES = ("/api/events", "/xapi/")  # docs/ingest.md: also called with schema-breaking bodies
 
 
 def test_no_input_makes_a_server_error(ch_client: Client) -> None:

@@ -1,4 +1,4 @@
-"""The dashboard page (SPEC §10) in a real browser against the stack as ``make run`` runs it.
+"""The dashboard page in a real browser against the stack as ``make run`` runs it.
 
 Debian's headless Chromium (``testkit.browser``) opens ``/#token=…`` of a demo
 student (``eduknit.demo``'s sample, produced through Kafka) in the Europe/Paris

@@ -1,4 +1,4 @@
-"""POST /api/events and /xapi/statements over real HTTP, into a real broker (SPEC §9).
+"""POST /api/events and /xapi/statements over real HTTP, into a real broker (docs/ingest.md).
 
 The app (``create_app``) is served by uvicorn with a real ``KafkaEventPublisher``
 on a Tansu broker of this module and the session's embedded ClickHouse; what
@@ -131,7 +131,7 @@ def test_events_valid_ones_are_produced_invalid_ones_listed(
     ]
     assert all(r["message"] for r in body["rejected"])
     assert kafka.for_student(student, 2) == good  # keyed by studentId, as sent
-    again = post(api, "/api/events", bearer(), json=good)  # re-sending is safe (§2)
+    again = post(api, "/api/events", bearer(), json=good)  # re-sending is safe
     assert again.json() == {"accepted": 2, "rejected": []}
 
 
@@ -307,7 +307,7 @@ def _setting(path: str, value: Any) -> Any:
         (_setting("id", 12), "id"),
         (_setting("actor.account", {"homePage": "http://lms"}), "actor"),  # no learner
         (_without("context"), "context.contextActivities"),  # no course (the id has none)
-        (_setting("id", "x" * 129), "id"),  # over §2's 128 characters (the worker's rule)
+        (_setting("id", "x" * 129), "id"),  # over the 128 characters of an id (the worker's rule)
         (_setting("object.id", "http://lms.example/" + "q" * 110), "object.id"),  # quizId too
     ],
 )

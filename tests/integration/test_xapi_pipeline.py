@@ -56,7 +56,7 @@ class Learner:
     """Copies of fixture statements for one new learner, dated in the order of a story.
 
     The fixtures happened in 2020-2023. The worker accepts past events (only
-    events more than 24 h ahead go to the dead-letter topic), but §4.2 removes a
+    events more than 24 h ahead go to the dead-letter topic), but the enrollment rule removes a
     course only when the unregistration is later than every enrolment and
     activity of it, and in the fixtures the completion (2023) and the score
     (2023) are later than the unregistration (2020). So each copy gets a recent

@@ -318,7 +318,7 @@ def test_first_problem_wins_but_names_one_field() -> None:
     assert error.field in {"eventId", "timeSpent"}
 
 
-# ------------------------------------------------------------------ local days (§3)
+# ------------------------------------------------------------------ local days
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The dashboard page's files as the API serves them (SPEC §10), without a browser.
+"""The dashboard page's files as the API serves them (docs/live-dashboard.md), without a browser.
 
 The page itself runs in a real browser in ``tests/integration/test_dashboard_page.py``;
 here: ``GET /`` and ``/static/`` answer with the page's headers, every module the
@@ -60,7 +60,7 @@ def test_every_imported_module_exists() -> None:
 
 
 def test_the_spec_test_ids_are_on_the_page() -> None:
-    """SPEC §10's data-testids: fixed ones in the HTML, per-course and per-day ones in JS."""
+    """The contract's data-testids: fixed ones in the HTML, per-course and per-day ones in JS."""
     html = (STATIC_DIR / "index.html").read_text()
     for testid in ("total-points", "level", "current-streak", "longest-streak",
                    "enrolled-courses", "average-progress", "live-status", "weekly-activity",

@@ -1,4 +1,4 @@
-"""``GET /api/dashboard/stream`` (SPEC §8) on the real app, served by uvicorn on loopback.
+"""``GET /api/dashboard/stream`` on the real app, served by uvicorn on loopback.
 
 The app runs as in production (``api.serving.ApiServer`` in a thread, its
 lifespan starting the change feed) on the session's embedded ClickHouse; "the
@@ -287,8 +287,8 @@ async def test_a_change_is_one_event_and_others_changes_none(
         changed_at = time.monotonic()
         second = mine.complete_lesson()
         event = await stream.next(3.0)
-        # SPEC §8's second, doubled: the machine may be shared (bench.stream_push measures it)
-        assert time.monotonic() - changed_at < 2.0, "much later than SPEC §8's second"
+        # the contract's second, doubled: the machine may be shared (bench.stream_push measures it)
+        assert time.monotonic() - changed_at < 2.0, "much later than the contract's second"
         assert int(event["id"]) == second > first
         assert orjson.loads(event["data"])["summary"]["totalPoints"] == 20
         await stream.quiet()

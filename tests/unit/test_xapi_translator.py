@@ -1,8 +1,8 @@
-"""The xAPI translator (``schemas.xapi``, SPEC §9) on the 90 real Open edX statements
+"""The xAPI translator (``schemas.xapi``, docs/ingest.md) on the 90 real Open edX statements
 and on hand-made ones.
 
 Which fixture counts as which event type is written here by hand from reading
-the statements against §9's table (``COUNTED``); the expected event of each is
+the statements against the mapping table (docs/ingest.md) (``COUNTED``); the expected event of each is
 computed in ``expected_event`` from the statement's own fields, with its own
 code (string operations on the ids), never copied from the translator's output.
 Every other statement must be accepted, not counted, with its verb.
@@ -26,7 +26,7 @@ from testkit.xapi_fixtures import fixture_names, statements
 NOW = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
 COURSE = "http://adlnet.gov/expapi/activities/course"
 
-# (file, index of the statement in it) -> the §2 type it counts as; everything else is ignored.
+# (file, index of the statement in it) -> the type it counts as; everything else is ignored.
 COUNTED = {
     ("complete_video.json", 0): "lesson_progress",  # completed, completion true, a video
     ("edx.completion.block_completion.changed.json", 0): "lesson_progress",  # progressed
@@ -49,7 +49,7 @@ COUNTED = {
 
 
 def expected_event(statement: dict[str, Any], kind: str) -> dict[str, Any]:
-    """The event §9 says ``statement`` makes, from its fields (Open edX ids only)."""
+    """The event the mapping says ``statement`` makes, from its fields (Open edX ids only)."""
     target = statement["object"]
     event: dict[str, Any] = {
         "eventId": statement["id"],
