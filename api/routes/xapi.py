@@ -8,7 +8,7 @@
 Each statement goes through ``schemas.xapi``; the events it makes are checked
 by the worker's own parser (``api.ingest``) and produced to ``learning-events``
 keyed by ``studentId``, answered once Kafka acknowledged them all (503 when it
-could not: re-sending counts nothing twice). Statements outside the mapping table (docs/ingest.md) are
+could not: re-sending counts nothing twice). Statements outside the mapping table are
 accepted and counted in ``eduknit_api_xapi_statements_total`` by verb.
 
 All or nothing: any bad statement -> **400** ``{"detail": [{"index", "field",

@@ -2,7 +2,7 @@
 and on hand-made ones.
 
 Which fixture counts as which event type is written here by hand from reading
-the statements against the mapping table (docs/ingest.md) (``COUNTED``); the expected event of each is
+the statements against the mapping table (``COUNTED``); the expected event of each is
 computed in ``expected_event`` from the statement's own fields, with its own
 code (string operations on the ids), never copied from the translator's output.
 Every other statement must be accepted, not counted, with its verb.
