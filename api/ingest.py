@@ -74,7 +74,7 @@ def check_event(event: object, rules: EventRules) -> Accepted | InvalidMessage:
 
 # Items from which a body is checked on the thread pool: below, it holds the event loop
 # for at most ~5-15 ms (20-60 µs each), less than the thread hop and the GIL hand-offs
-# cost a batch of 100 (Open edX's default) in throughput (bench/RESULTS-http-ingest.md).
+# cost a batch of 100 (Open edX's default) in throughput (BENCHMARKS.md, § HTTP ingest).
 OFF_THE_LOOP_AT = 250
 
 

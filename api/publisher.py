@@ -158,7 +158,7 @@ class KafkaEventPublisher:
         """Produce every ``(student_id, event)`` and wait until the broker acknowledged all;
         ``PublishError`` when any was not. One future per batch, settled by the last delivery
         report: ``publish`` per event costs a future, a task and a loop wake-up each
-        (bench/RESULTS-http-ingest.md). The events produced before a failure still go."""
+        (BENCHMARKS.md, § HTTP ingest). The events produced before a failure still go."""
         if self._closed.is_set():
             raise PublishError("publisher is closed")
         loop = asyncio.get_running_loop()
