@@ -20,10 +20,11 @@ from api import errors, store
 from api.change_feed import ChangeFeed, FeedThread
 from api.dashboard_cache import DashboardCache
 from api.fast_path import KeptAnswerPath
+from api.leaderboards import Leaderboards
 from api.observability import MetricsMiddleware
 from api.pool import ClientPool, read_pool
 from api.publisher import EventPublisher, KafkaEventPublisher
-from api.routes import dashboard, health
+from api.routes import dashboard, health, leaderboard
 from api.timeutil import Clock, utc_now
 from infra.clickhouse import shared_client
 from infra.settings import Settings, get_settings
@@ -59,6 +60,8 @@ def create_app(
         else None
     )
 
+    leaderboards = Leaderboards.from_settings(reads, settings)
+
     @asynccontextmanager
     async def lifespan_with_pool(app: FastAPI) -> AsyncIterator[None]:
         settle_garbage_collector()
@@ -71,6 +74,7 @@ def create_app(
 
             feed = FeedThread(ChangeFeed(reads, [dashboards]), interval, also=refresh_catalog)
             feed.start()
+        leaderboards.start(feed.feed if feed is not None else None)
         try:
             if lifespan is None:
                 yield
@@ -78,6 +82,7 @@ def create_app(
                 async with lifespan(app):
                     yield
         finally:
+            leaderboards.stop()
             if feed is not None:
                 feed.stop()
             if isinstance(reads, ClientPool):
@@ -94,11 +99,13 @@ def create_app(
     app.state.dashboards = dashboards
     app.state.publisher = publisher
     app.state.clock = clock
+    app.state.leaderboards = leaderboards
     errors.install(app)
     app.add_middleware(KeptAnswerPath, api=app, routes=dashboard.router.routes)  # inside the
     # metrics middleware: its answers count
     app.add_middleware(MetricsMiddleware)
     app.include_router(dashboard.router)
+    app.include_router(leaderboard.router)
     app.include_router(health.router)
     return app
 

@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     # until the change feed, polling ClickHouse this often, sees a newer row of theirs.
     dashboard_cache_students: int = Field(10_000, alias="EDUKNIT_DASHBOARD_CACHE_STUDENTS", ge=0)
     dashboard_feed_seconds: float = Field(0.1, alias="EDUKNIT_DASHBOARD_FEED_SECONDS", gt=0, le=1)
+    # API leaderboards (api/leaderboard_cache.py): a kept ranking is rebuilt when this
+    # old and its points changed; kept rankings hold at most this many ranked learners.
+    leaderboard_refresh_seconds: float = Field(
+        2.0, alias="EDUKNIT_LEADERBOARD_REFRESH_SECONDS", gt=0, le=60
+    )
+    leaderboard_cache_learners: int = Field(
+        1_000_000, alias="EDUKNIT_LEADERBOARD_CACHE_LEARNERS", ge=1000
+    )
     log_level: str = Field("info", alias="EDUKNIT_LOG_LEVEL")
 
     @model_validator(mode="after")
