@@ -59,6 +59,7 @@ class Reference:
         self.events = sorted(unique.values(), key=lambda e: (_parse(e["occurredAt"]), e["eventId"]))
         self.catalog = catalog
         self.points_of: dict[str, int] = {}
+        self.course_day_points: dict[tuple[dt.date, str], int] = defaultdict(int)
         # Minutes and scores are summed as exact decimals (then shown as floats).
         self.day: dict[dt.date, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         self.day_course: dict[tuple[dt.date, str], dict[str, Decimal]] = defaultdict(
@@ -111,6 +112,7 @@ class Reference:
             self.day[date]["quizzes"] += 1
             self.day[date]["scores"] += Decimal(str(e["score"]))
         self.day[date]["points"] += points
+        self.course_day_points[(date, course)] += points
         self.points_of[e["eventId"]] = points
 
     # ------------------------------------------------------------------ views
