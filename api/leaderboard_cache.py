@@ -13,8 +13,8 @@ per request. ``Rankings``:
   since its build began; without a live feed it rebuilds by age alone. A change
   in ClickHouse therefore shows within about ``refresh_seconds`` + a rebuild;
 - answers from a ranking only while it is known current within ``max_age``
-  (10 s by default): when ClickHouse fails, reads rebuild (and answer 503)
-  instead of serving old ranks;
+  (30 s by default): when ClickHouse fails, reads then rebuild (and answer 503)
+  instead of serving ever older ranks;
 - drops a ranking nobody read for ``idle_seconds`` and, beyond
   ``max_learners`` ranked learners in all, the least recently read ones.
 
@@ -45,6 +45,7 @@ from api.ranking import Ranking, RankingKey
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 120.0  # a ranking nobody read for this long is dropped
+BUILD_SHARE = 0.25  # rebuilds take at most this share of the refresher's time
 FEED_LIVE_SECONDS = 1.0  # the change feed counts as live when it polled this recently
 PROFILE_OVERLAP_NS = 30 * 1_000_000_000  # choices are read again this far back
 
@@ -73,7 +74,7 @@ class Rankings:
         self._build = build
         self.refresh_seconds = refresh_seconds
         self.max_learners = max_learners
-        self.max_age = max_age if max_age is not None else max(10.0, 5 * refresh_seconds)
+        self.max_age = max_age if max_age is not None else max(30.0, 10 * refresh_seconds)
         self.idle_seconds = idle_seconds
         self.clock = clock
         self._lock = threading.Lock()
@@ -237,8 +238,65 @@ class ProfileBook:
             return self._issued
 
 
+class ZoneCache:
+    """The zone label of learners' latest events ("today" without ``tz``), kept while the
+    change feed says nothing of theirs changed; a ``FeedSubscriber``.
+
+    A label is answered only while the feed polled within ``FEED_LIVE_SECONDS`` and for at
+    most ``ttl`` seconds (which also heals a read that raced with a change); at most
+    ``capacity`` labels are kept, the least recently used going first.
+    """
+
+    def __init__(
+        self,
+        capacity: int = 100_000,
+        ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.capacity = capacity
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._labels: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._polled_at: float | None = None
+
+    def get(self, student_id: str) -> str | None:
+        """The kept label, or None (not kept, too old, or the feed is not live)."""
+        now = self.clock()
+        if self._polled_at is None or now - self._polled_at > FEED_LIVE_SECONDS:
+            return None
+        with self._lock:
+            found = self._labels.get(student_id)
+            if found is None or now - found[0] > self.ttl:
+                return None
+            self._labels.move_to_end(student_id)
+            return found[1]
+
+    def put(self, student_id: str, label: str, read_started: float) -> None:
+        """Keep a label read by a read that started at ``read_started``."""
+        with self._lock:
+            self._labels[student_id] = (read_started, label)
+            self._labels.move_to_end(student_id)
+            while len(self._labels) > self.capacity:
+                self._labels.popitem(last=False)
+
+    def changed(self, versions: Sequence[tuple[str, int]], polled_at: float) -> None:
+        with self._lock:
+            for student_id, _version in versions:
+                self._labels.pop(student_id, None)
+            self._polled_at = polled_at
+
+    def restarted(self) -> None:
+        with self._lock:
+            self._labels.clear()
+
+
 class RefreshThread:
-    """Runs ``rankings.refresh`` and ``profiles.refresh`` every ``interval`` seconds."""
+    """Runs ``profiles.refresh`` and ``rankings.refresh`` every ``interval`` seconds, or
+    less often when rounds take long: a round that took t seconds is followed by a
+    pause of at least t x 3 (``BUILD_SHARE``), so rebuilds use at most a quarter of a
+    core however many rankings are kept and however fast points change; what gives
+    is freshness (``refresh_seconds`` is then exceeded)."""
 
     def __init__(self, rankings: Rankings, profiles: ProfileBook, interval: float) -> None:
         self.rankings = rankings
@@ -257,7 +315,9 @@ class RefreshThread:
 
     def _run(self) -> None:
         failing = False
-        while not self._stop.wait(self.interval):
+        pause = self.interval
+        while not self._stop.wait(pause):
+            started = time.monotonic()
             try:
                 if self.profiles.loaded:
                     self.profiles.refresh()
@@ -270,3 +330,5 @@ class RefreshThread:
                 if failing:
                     log.info("leaderboard refresh recovered")
                 failing = False
+            spent = time.monotonic() - started
+            pause = max(self.interval, spent * (1 - BUILD_SHARE) / BUILD_SHARE)

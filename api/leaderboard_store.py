@@ -54,6 +54,11 @@ _WRITE_SQL = (
 _ZONE_SQL = "SELECT last_event_tz FROM student_summary FINAL WHERE student_id = {student:String}"
 
 
+# One engine thread per build: a rebuild then leaves the other core to the requests
+# (on 2 busy cores, 2 threads built the week's ranking no faster: 255 against 94 ms).
+BUILD_SETTINGS = {"max_threads": 1}
+
+
 class Profile(NamedTuple):
     """A learner's leaderboard setting: ``name`` is kept while hidden, shown only while visible."""
 
@@ -101,7 +106,7 @@ def read_ranking(client: Any, key: RankingKey) -> Ranking:
     """The ranking ``key`` as ClickHouse sums and orders it."""
     sql, parameters = ranking_query(key)
     with _read("a leaderboard"):
-        columns = client.query(sql, parameters=parameters).result_columns
+        columns = client.query(sql, parameters=parameters, settings=BUILD_SETTINGS).result_columns
     if not columns:
         return Ranking([], [])
     ids, points = columns

@@ -5,7 +5,9 @@ is answered from a kept ranking and the kept names without I/O when both are
 there (``kept_body``), else after building what is missing (``body``,
 blocking). A setting is written to ClickHouse and applied to this process's
 names at once (``save``); other API processes read it within their refresh
-interval. ``start`` subscribes the rankings to the change feed and starts the
+interval. The zone of a requester's latest event ("today" without ``tz``) is
+kept while the change feed says nothing of theirs changed. ``start``
+subscribes the rankings and zones to the change feed and starts the
 refresher; ``stop`` stops it. See ``api.leaderboard_cache`` for freshness and
 bounds.
 """
@@ -19,7 +21,7 @@ import orjson
 
 from api import leaderboard_store
 from api.change_feed import ChangeFeed
-from api.leaderboard_cache import ProfileBook, Rankings, RefreshThread
+from api.leaderboard_cache import ProfileBook, Rankings, RefreshThread, ZoneCache
 from api.leaderboard_store import Profile, ProfileRow
 from api.ranking import Ranking, RankingKey, answer_body
 from infra.settings import Settings
@@ -36,6 +38,7 @@ class Leaderboards:
             max_learners=max_learners,
         )
         self.profiles = ProfileBook(lambda after: leaderboard_store.read_profiles(client, after))
+        self.zones = ZoneCache()
         self.interval = max(0.05, refresh_seconds / 4)
         self._thread: RefreshThread | None = None
 
@@ -49,6 +52,7 @@ class Leaderboards:
         """Hear of changes from ``feed`` (None: rebuild by age alone) and start refreshing."""
         if feed is not None:
             feed.subscribe(self.rankings)
+            feed.subscribe(self.zones)
         self._thread = RefreshThread(self.rankings, self.profiles, self.interval).start()
 
     def stop(self) -> None:
@@ -88,8 +92,13 @@ class Leaderboards:
         return self._body(ranking, key, today, limit, requester, show_ids)
 
     def latest_zone(self, student_id: str) -> str:
-        """The zone label of the learner's most recent event (blocking)."""
-        return leaderboard_store.latest_zone(self.client, student_id)
+        """The zone label of the learner's most recent event (blocking unless kept)."""
+        label = self.zones.get(student_id)
+        if label is None:
+            started = self.zones.clock()
+            label = leaderboard_store.latest_zone(self.client, student_id)
+            self.zones.put(student_id, label, started)
+        return label
 
     # -------------------------------------------------------------- settings
     def setting(self, student_id: str) -> Profile:

@@ -23,6 +23,8 @@ import datetime as dt
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
+from operator import neg
+from sys import intern
 from typing import Any, Literal, NamedTuple
 
 Period = Literal["week", "month", "all"]
@@ -85,16 +87,15 @@ class Standing(NamedTuple):
 class Ranking:
     """Ranked learners by points (most first), ties by ``studentId``; immutable."""
 
-    __slots__ = ("_negated", "_position", "ids", "points")
+    __slots__ = ("_position", "ids", "points")
 
     def __init__(self, ids: Sequence[str], points: Sequence[int]) -> None:
         """From learners already in ranking order with points > 0 (``from_totals``
-        sorts; the store's query orders the same way)."""
-        self.ids = list(ids)
-        self.points = array("q", points)
-        # Points negated, so ascending: bisect counts learners above or below a score.
-        self._negated = array("q", (-p for p in self.points))
-        self._position = {student_id: i for i, student_id in enumerate(self.ids)}
+        sorts; the store's query orders the same way). Ids are interned: the rankings
+        of one process share one copy of each learner's id."""
+        self.ids = list(map(intern, ids))
+        self.points = array("q", points)  # most first
+        self._position = dict(zip(self.ids, range(len(self.ids)), strict=True))
 
     @classmethod
     def from_totals(cls, totals: Iterable[tuple[str, int]]) -> Ranking:
@@ -109,11 +110,12 @@ class Ranking:
 
     def rank_of(self, points: int) -> int:
         """The competition rank of a score: one more than the learners with more points."""
-        return bisect_left(self._negated, -points) + 1
+        # ``points`` descend, so their negations ascend: bisect counts the learners above.
+        return bisect_left(self.points, -points, key=neg) + 1
 
     def fewer_than(self, points: int) -> int:
         """How many ranked learners have fewer points than ``points``."""
-        return len(self._negated) - bisect_right(self._negated, -points)
+        return len(self.points) - bisect_right(self.points, -points, key=neg)
 
     def standing(self, student_id: str) -> Standing:
         """Where ``student_id`` stands (``Standing(None, 0, 0.0)`` when not ranked)."""

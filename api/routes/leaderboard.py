@@ -97,7 +97,9 @@ async def leaderboard(
 ) -> Response:
     """The top learners of a period by points, and where the requester stands."""
     now = clock()
-    label = None if tz else await run_in_threadpool(board.latest_zone, principal.subject)
+    label = None if tz else board.zones.get(principal.subject)
+    if not tz and label is None:
+        label = await run_in_threadpool(board.latest_zone, principal.subject)
     today = local_today(now, request_zone(tz, label))
     key = ranking_key(period, course_id, today)
     args = (key, today, limit, principal.subject, principal.role == "admin")

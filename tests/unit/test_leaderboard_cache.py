@@ -52,10 +52,10 @@ def test_a_ranking_is_built_once_and_then_kept() -> None:
     rankings = make(builds, clock)
     assert rankings.kept(WEEK) is None
     first = rankings.get(WEEK)
-    clock.now += 5
+    clock.now += 29
     assert rankings.get(WEEK) is first
     assert builds.calls == [WEEK]
-    clock.now += 6  # 11 s after its build, never confirmed: too old to answer from
+    clock.now += 2  # 31 s after its build, never confirmed: too old to answer from
     assert rankings.kept(WEEK) is None
 
 
@@ -102,7 +102,7 @@ def test_refresh_skips_what_the_feed_says_did_not_change() -> None:
     clock.now += 3
     rankings.changed([], clock.now)  # polled: nothing changed
     assert rankings.refresh() == 0
-    clock.now += 9  # 12 s after the build, confirmed 9 s ago: still answered
+    clock.now += 29  # 32 s after the build, confirmed 29 s ago: still answered
     rankings.changed([], clock.now)
     assert rankings.refresh() == 0
     assert rankings.kept(WEEK) is not None
@@ -215,3 +215,28 @@ def test_a_rebuild_is_not_a_read() -> None:
     assert rankings.refresh() == 2  # both rebuilt; c1 is still the least recently read
     rankings.get(ALL)
     assert rankings.kept(first) is None and rankings.kept(second) is not None
+
+
+# ------------------------------------------------------------------ zones
+def test_a_zone_is_kept_while_the_feed_is_live_and_nothing_changed() -> None:
+    from api.leaderboard_cache import ZoneCache
+
+    clock = Clock()
+    zones = ZoneCache(capacity=2, ttl=60, clock=clock)
+    zones.put("s1", "Europe/Paris", clock.now)
+    assert zones.get("s1") is None  # the feed has not polled yet
+    zones.changed([], clock.now)
+    assert zones.get("s1") == "Europe/Paris"
+    zones.changed([("s1", 9)], clock.now)  # s1 had an event: maybe in another zone
+    assert zones.get("s1") is None
+    zones.put("s1", "Asia/Tokyo", clock.now)
+    clock.now += 2  # the feed went quiet
+    assert zones.get("s1") is None
+    zones.changed([], clock.now)
+    assert zones.get("s1") == "Asia/Tokyo"
+    clock.now += 61
+    zones.changed([], clock.now)
+    assert zones.get("s1") is None  # older than the ttl
+    for student in ("a", "b", "c"):
+        zones.put(student, "UTC", clock.now)
+    assert [zones.get(s) for s in ("a", "b", "c")] == [None, "UTC", "UTC"]
