@@ -20,6 +20,7 @@ from api import errors, store
 from api.change_feed import ChangeFeed, FeedThread
 from api.dashboard_cache import DashboardCache
 from api.fast_path import KeptAnswerPath
+from api.leaderboard_fast_path import LeaderboardPath
 from api.leaderboards import Leaderboards
 from api.observability import MetricsMiddleware
 from api.pool import ClientPool, read_pool
@@ -103,6 +104,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(KeptAnswerPath, api=app, routes=dashboard.router.routes)  # inside the
     # metrics middleware: its answers count
+    app.add_middleware(LeaderboardPath, api=app, routes=leaderboard.router.routes)
     app.add_middleware(MetricsMiddleware)
     app.include_router(dashboard.router)
     app.include_router(leaderboard.router)
