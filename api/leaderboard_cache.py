@@ -7,14 +7,17 @@ per request. ``Rankings``:
 
 - builds a missing ranking once, whoever asks (single flight): the first
   request of a key waits for one ClickHouse query, the others for its result;
-- rebuilds a kept one on ``RefreshThread`` once it is ``refresh_seconds`` old
-  and the data may have changed: it subscribes to the change feed
-  (``api.change_feed``) and skips the rebuild when no student's rows changed
-  since its build began; without a live feed it rebuilds by age alone. A change
-  in ClickHouse therefore shows within about ``refresh_seconds`` + a rebuild;
-- answers from a ranking only while it is known current within ``max_age``
-  (30 s by default): when ClickHouse fails, reads then rebuild (and answer 503)
-  instead of serving ever older ranks;
+- rebuilds a kept one on ``RefreshThread`` once it is ``refresh_seconds`` old,
+  was read since its last build and its data may have changed: it subscribes to
+  the change feed (``api.change_feed``) and skips the rebuild when no student's
+  rows changed since its build began; without a live feed it rebuilds by age
+  alone. So a ranking being read shows a change in ClickHouse within about
+  ``refresh_seconds`` + a rebuild, and one nobody reads costs nothing;
+- answers from a ranking only while it is current enough: when the feed saw a
+  change since it was last known current more than ``stale_after`` ago (5 s by
+  default: a ranking read again after a pause, or rounds running late), the
+  read rebuilds it instead; and never when it was last known current more than
+  ``max_age`` ago (30 s: ClickHouse down, so the read answers 503);
 - drops a ranking nobody read for ``idle_seconds`` and, beyond
   ``max_learners`` ranked learners in all, the least recently read ones.
 
@@ -56,6 +59,7 @@ class _Kept:
     current_at: float  # when it was last known current (its build's start, or a check)
     generation: int  # the change generation when its build began
     read_at: float
+    read_since_build: bool = False
 
 
 class Rankings:
@@ -68,6 +72,7 @@ class Rankings:
         refresh_seconds: float = 2.0,
         max_learners: int = 1_000_000,
         max_age: float | None = None,
+        stale_after: float | None = None,
         idle_seconds: float = IDLE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -75,6 +80,7 @@ class Rankings:
         self.refresh_seconds = refresh_seconds
         self.max_learners = max_learners
         self.max_age = max_age if max_age is not None else max(30.0, 10 * refresh_seconds)
+        self.stale_after = stale_after if stale_after is not None else max(5, 2.5 * refresh_seconds)
         self.idle_seconds = idle_seconds
         self.clock = clock
         self._lock = threading.Lock()
@@ -94,13 +100,19 @@ class Rankings:
 
     # ----------------------------------------------------------------- reads
     def kept(self, key: RankingKey) -> Ranking | None:
-        """The kept ranking of ``key`` if it is known current within ``max_age``, else None."""
+        """The kept ranking of ``key`` if it is current enough (see the module), else None."""
         now = self.clock()
         with self._lock:
             entry = self._kept.get(key)
-            if entry is None or now - entry.current_at > self.max_age:
+            if entry is None:
+                return None
+            age = now - entry.current_at
+            if age > self.max_age or (
+                age > self.stale_after and entry.generation != self._generation
+            ):
                 return None
             entry.read_at = now
+            entry.read_since_build = True
             self._kept.move_to_end(key)
             return entry.ranking
 
@@ -150,8 +162,9 @@ class Rankings:
 
     # --------------------------------------------------------------- refresh
     def refresh(self) -> int:
-        """One round of the refresher: drop idle rankings, confirm or rebuild the due
-        ones. Returns how many were rebuilt; raises when a rebuild fails."""
+        """One round of the refresher: drop idle rankings, confirm the unchanged ones and
+        rebuild the changed ones read since their build. Returns how many were rebuilt;
+        raises when a rebuild fails."""
         now = self.clock()
         feed_live = self._feed_polled_at is not None and (
             now - self._feed_polled_at <= FEED_LIVE_SECONDS
@@ -165,7 +178,7 @@ class Rankings:
                 elif now - entry.current_at >= self.refresh_seconds:
                     if feed_live and entry.generation == self._generation:
                         entry.current_at = self._feed_polled_at or now  # nothing changed since
-                    else:
+                    elif entry.read_since_build:
                         due.append(key)
         for key in due:
             self.build(key)

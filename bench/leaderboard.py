@@ -20,6 +20,8 @@
    ``week`` and ``all``, over all courses and one, ``month``, and ``week``
    without ``tz`` (500 learners: each one's first read looks up their zone,
    measured apart; the zone is kept afterwards);
+   ``week`` and ``all`` also in an open loop at ``--rate`` requests/s (50
+   readers polling once a second);
 4. the same ``week`` and ``all`` reads while 1,000 learners a second earn
    points (worker-like writes in batches every 0.1 s: rankings are rebuilt);
 5. freshness: a learner earns 10 points; how long until their own ``me``
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -82,8 +85,6 @@ def settle(data_dir: Path) -> str:
 
 
 def _env() -> dict[str, str]:
-    import os
-
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
@@ -144,6 +145,7 @@ def run(args: argparse.Namespace) -> tuple[list[Metric], dict[str, Any]]:
     workdir.mkdir(parents=True, exist_ok=True)
     raw: dict[str, Any] = {"students": args.students, "events": args.events,
                            "concurrency": args.concurrency}  # fmt: skip
+    raw["load_average"] = os.getloadavg()
     data_dir = args.data_dir or workdir / "data"
     if args.data_dir is None:
         say(f"leaderboard: loading {args.students:,} students / {args.events:,} events")
@@ -175,13 +177,21 @@ def run(args: argparse.Namespace) -> tuple[list[Metric], dict[str, Any]]:
             label="no tz, first read", max_requests=500, warmup=0,
         )  # fmt: skip
         raw["no tz, first read"]["server_cpu_s"] = round(sampler.sample()[1] - cpu0, 2)
+
+        def measure(label: str, query: str, tokens: Path, rate: float = 0) -> dict[str, Any]:
+            loop = f"open loop {rate:g} req/s" if rate else f"{args.concurrency} clients"
+            say(f"leaderboard: {label}, {loop}, {args.duration:g} s")
+            cpu0, written0 = sampler.sample()[1], _written(base)
+            result = http_load(f"{base}/api/leaderboard?{query}", tokens, args.concurrency,
+                               args.duration, rate=rate, label=label)  # fmt: skip
+            result["server_cpu_s"] = round(sampler.sample()[1] - cpu0, 2)
+            result["learners_written"] = _written(base) - written0
+            return result
+
         for name, query in CASES.items():
-            say(f"leaderboard: {name}, {args.concurrency} clients, {args.duration:g} s")
-            cpu0 = sampler.sample()[1]
-            raw[name] = http_load(f"{base}/api/leaderboard?{query}",
-                                  few if name == NO_TZ else tokens_file,
-                                  args.concurrency, args.duration, label=name)  # fmt: skip
-            raw[name]["server_cpu_s"] = round(sampler.sample()[1] - cpu0, 2)
+            raw[name] = measure(name, query, few if name == NO_TZ else tokens_file)
+        for name in UNDER_WRITES:
+            raw[f"{name}, open"] = measure(name, CASES[name], tokens_file, args.rate)
         say("leaderboard: freshness, idle")
         for seed, (key, case) in enumerate((("fresh_week", "week, all courses"),
                                             ("fresh_all", "all, all courses"))):  # fmt: skip
@@ -189,14 +199,10 @@ def run(args: argparse.Namespace) -> tuple[list[Metric], dict[str, Any]]:
         httpx.post(f"{base}/bench/traffic", params={"rate": args.write_rate}, timeout=30)
         time.sleep(3)
         for name in UNDER_WRITES:
-            say(f"leaderboard: {name} while {args.write_rate:g} learners/s earn points")
-            cpu0, written0 = sampler.sample()[1], _written(base)
-            url = f"{base}/api/leaderboard?{CASES[name]}"
-            result = http_load(url, tokens_file, args.concurrency, args.duration,
-                               label=f"{name} + writes")  # fmt: skip
-            result["server_cpu_s"] = round(sampler.sample()[1] - cpu0, 2)
-            result["learners_written"] = _written(base) - written0
-            raw[f"{name} + writes"] = result
+            raw[f"{name} + writes"] = measure(f"{name} + writes", CASES[name], tokens_file)
+            raw[f"{name} + writes, open"] = measure(
+                f"{name} + writes", CASES[name], tokens_file, args.rate
+            )
         say("leaderboard: freshness under writes")
         under = (
             ("fresh_week_writes", "week, all courses"),
@@ -231,7 +237,9 @@ def _fresh(delays: list[float]) -> str:
 def metrics(raw: dict[str, Any], args: argparse.Namespace) -> list[Metric]:
     size = f"{raw['students'] / 1e3:g}k students / {raw['events'] / 1e6:g}M events"
     c = raw["concurrency"]
-    rows = [Metric(f"leaderboard: data ({size})", raw["settle"], "", None)]
+    load = ", ".join(f"{x:.1f}" for x in raw["load_average"])
+    rows = [Metric(f"leaderboard: data ({size}); machine load average at start",
+                   f"{raw['settle']}; {load}", "", None)]  # fmt: skip
     for name, ms in raw["first_read_ms"].items():
         rows.append(Metric(f"leaderboard: first read (ranking built), {name}", f"{ms:.0f} ms",
                            "once per key", None))  # fmt: skip
@@ -243,11 +251,17 @@ def metrics(raw: dict[str, Any], args: argparse.Namespace) -> list[Metric]:
         rows.append(Metric(f"leaderboard: {name}, {c} clients", _lat(r), "p99 ≤ 100 ms",
                            r["p99_ms"] <= 100 and r["errors"] == 0))  # fmt: skip
     for name in UNDER_WRITES:
-        r = raw[f"{name} + writes"]
-        rate = r["learners_written"] / max(1e-9, r["seconds"] + 2)
-        ok = r["p99_ms"] <= 100 and r["errors"] == 0
-        rows.append(Metric(f"leaderboard: {name}, {c} clients, {rate:,.0f} learners/s earning",
-                           _lat(r), "p99 ≤ 100 ms", ok))  # fmt: skip
+        r = raw[f"{name}, open"]
+        rows.append(Metric(f"leaderboard: {name}, open loop {args.rate:g} req/s", _lat(r),
+                           "p99 ≤ 100 ms", r["p99_ms"] <= 100 and r["errors"] == 0))  # fmt: skip
+    for name in UNDER_WRITES:
+        for suffix, loop in ((" + writes", f"{c} clients"),
+                             (" + writes, open", f"open loop {args.rate:g} req/s")):  # fmt: skip
+            r = raw[f"{name}{suffix}"]
+            rate = r["learners_written"] / max(1e-9, r["seconds"] + 2)
+            ok = r["p99_ms"] <= 100 and r["errors"] == 0
+            rows.append(Metric(f"leaderboard: {name}, {loop}, {rate:,.0f} learners/s earning",
+                               _lat(r), "p99 ≤ 100 ms", ok))  # fmt: skip
     for key, label in (("fresh_week", "week, idle"), ("fresh_all", "all, idle"),
                        ("fresh_week_writes", "week, under writes"),
                        ("fresh_all_writes", "all, under writes")):  # fmt: skip
@@ -268,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--trials", type=int, default=10, help="freshness trials per case")
     parser.add_argument("--write-rate", type=float, default=1000, help="learners/s earning")
+    parser.add_argument("--rate", type=float, default=50, help="open loop: requests/s in all")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/eduknit-bench/leaderboard"))
     parser.add_argument("--data-dir", type=Path, help="an earlier load to reuse (not deleted)")
     args = parser.parse_args(argv)

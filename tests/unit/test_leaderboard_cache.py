@@ -118,13 +118,33 @@ def test_refresh_rebuilds_by_age_without_a_live_feed() -> None:
     rankings = make(builds, clock)
     rankings.get(WEEK)
     clock.now += 1
+    rankings.get(WEEK)
     assert rankings.refresh() == 0  # not due yet
     clock.now += 1.5
     assert rankings.refresh() == 1
     rankings.changed([], clock.now)
-    clock.now += 5  # the feed went quiet for 5 s: no longer trusted
+    clock.now += 3  # the feed went quiet for 3 s: no longer trusted
+    assert rankings.refresh() == 0  # but nobody read it since its rebuild
+    rankings.get(WEEK)
     assert rankings.refresh() == 1
     assert builds.calls == [WEEK, WEEK, WEEK]
+
+
+def test_a_changed_ranking_read_after_a_pause_is_rebuilt_by_the_read() -> None:
+    builds, clock = Builds(), Clock()
+    rankings = make(builds, clock)
+    rankings.changed([], clock.now)
+    rankings.get(WEEK)
+    for _ in range(5):  # nobody reads it; points change: the refresher leaves it
+        clock.now += 2
+        rankings.changed([("s1", 1)], clock.now)
+        assert rankings.refresh() == 0
+    assert rankings.kept(WEEK) is None  # 10 s behind a change: not answered as it is
+    rankings.get(WEEK)
+    assert builds.calls == [WEEK, WEEK]
+    clock.now += 4
+    rankings.changed([("s2", 1)], clock.now)
+    assert rankings.kept(WEEK) is not None  # 4 s behind: still answered
 
 
 def test_a_ranking_nobody_reads_is_dropped() -> None:
@@ -161,6 +181,7 @@ def test_restarted_table_makes_every_kept_ranking_due() -> None:
     rankings.restarted()
     clock.now += 2
     rankings.changed([], clock.now)
+    rankings.get(WEEK)
     assert rankings.refresh() == 1
 
 
@@ -209,7 +230,8 @@ def test_a_rebuild_is_not_a_read() -> None:
     rankings = make(builds, clock, max_learners=1000)
     first, second = ranking_key("week", "c1", D), ranking_key("week", "c2", D)
     rankings.get(first)
-    clock.now += 1
+    rankings.get(second)
+    rankings.get(first)
     rankings.get(second)
     clock.now += 2
     assert rankings.refresh() == 2  # both rebuilt; c1 is still the least recently read
