@@ -13,11 +13,12 @@ per request. ``Rankings``:
   rows changed since its build began; without a live feed it rebuilds by age
   alone. So a ranking being read shows a change in ClickHouse within about
   ``refresh_seconds`` + a rebuild, and one nobody reads costs nothing;
-- answers from a ranking only while it is current enough: when the feed saw a
-  change since it was last known current more than ``stale_after`` ago (5 s by
-  default: a ranking read again after a pause, or rounds running late), the
-  read rebuilds it instead; and never when it was last known current more than
-  ``max_age`` ago (30 s: ClickHouse down, so the read answers 503);
+- answers from a ranking only while it is current enough: when it was last
+  known current more than ``stale_after`` ago (5 s by default) and the data may
+  have changed since (the feed saw a change, or is not live: ClickHouse down, or
+  no feed), the read rebuilds it instead (a ranking read again after a pause,
+  rounds running late; with ClickHouse down the read answers 503); and never
+  when it was last known current more than ``max_age`` ago (30 s);
 - drops a ranking nobody read for ``idle_seconds`` and, beyond
   ``max_learners`` ranked learners in all, the least recently read ones.
 
@@ -107,14 +108,20 @@ class Rankings:
             if entry is None:
                 return None
             age = now - entry.current_at
-            if age > self.max_age or (
-                age > self.stale_after and entry.generation != self._generation
-            ):
+            if age > self.max_age or (age > self.stale_after and self._maybe_changed(entry, now)):
                 return None
             entry.read_at = now
             entry.read_since_build = True
             self._kept.move_to_end(key)
             return entry.ranking
+
+    def _feed_live(self, now: float) -> bool:
+        polled = self._feed_polled_at
+        return polled is not None and now - polled <= FEED_LIVE_SECONDS
+
+    def _maybe_changed(self, entry: _Kept, now: float) -> bool:
+        """True unless the live feed saw no change since ``entry``'s build began."""
+        return entry.generation != self._generation or not self._feed_live(now)
 
     def get(self, key: RankingKey) -> Ranking:
         """``kept(key)``, else the ranking built now (blocking: call off the event loop)."""
@@ -166,9 +173,7 @@ class Rankings:
         rebuild the changed ones read since their build. Returns how many were rebuilt;
         raises when a rebuild fails."""
         now = self.clock()
-        feed_live = self._feed_polled_at is not None and (
-            now - self._feed_polled_at <= FEED_LIVE_SECONDS
-        )
+        feed_live = self._feed_live(now)
         due: list[RankingKey] = []
         with self._lock:
             for key, entry in list(self._kept.items()):

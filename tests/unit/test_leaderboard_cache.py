@@ -52,10 +52,24 @@ def test_a_ranking_is_built_once_and_then_kept() -> None:
     rankings = make(builds, clock)
     assert rankings.kept(WEEK) is None
     first = rankings.get(WEEK)
-    clock.now += 29
+    clock.now += 4
     assert rankings.get(WEEK) is first
     assert builds.calls == [WEEK]
-    clock.now += 2  # 31 s after its build, never confirmed: too old to answer from
+    clock.now += 2  # 6 s old, and no live feed to say nothing changed: the read rebuilds
+    assert rankings.get(WEEK) is not first
+    assert builds.calls == [WEEK, WEEK]
+
+
+def test_a_ranking_never_confirmed_is_not_answered_after_max_age() -> None:
+    builds, clock = Builds(), Clock()
+    rankings = make(builds, clock)
+    rankings.changed([], clock.now)
+    first = rankings.get(WEEK)
+    clock.now += 29
+    rankings.changed([], clock.now)  # live, nothing changed, but no refresher confirmed it
+    assert rankings.get(WEEK) is first
+    clock.now += 2
+    rankings.changed([], clock.now)
     assert rankings.kept(WEEK) is None
 
 
