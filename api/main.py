@@ -21,10 +21,12 @@ from api import edge, errors, store
 from api.change_feed import ChangeFeed, FeedThread
 from api.dashboard_cache import DashboardCache
 from api.fast_path import KeptAnswerPath
+from api.leaderboard_fast_path import LeaderboardPath
+from api.leaderboards import Leaderboards
 from api.observability import MetricsMiddleware
 from api.pool import ClientPool, read_pool
 from api.publisher import EventPublisher, KafkaEventPublisher
-from api.routes import admin, dashboard, events, health, page, stream, xapi
+from api.routes import admin, dashboard, events, health, leaderboard, page, stream, xapi
 from api.stream_hub import StreamHub
 from api.timeutil import Clock, utc_now
 from infra.clickhouse import shared_client
@@ -63,6 +65,8 @@ def create_app(
     )
     streams = StreamHub(reads, dashboards, clock)
 
+    leaderboards = Leaderboards.from_settings(reads, settings)
+
     @asynccontextmanager
     async def lifespan_with_pool(app: FastAPI) -> AsyncIterator[None]:
         settle_garbage_collector()
@@ -75,6 +79,7 @@ def create_app(
         streams.start(asyncio.get_running_loop())
         feed = FeedThread(ChangeFeed(reads, subscribers), interval, also=refresh_catalog)
         feed.start()
+        leaderboards.start(feed.feed)
         try:
             if lifespan is None:
                 yield
@@ -82,6 +87,7 @@ def create_app(
                 async with lifespan(app):
                     yield
         finally:
+            leaderboards.stop()
             streams.stop()
             feed.stop()
             if isinstance(reads, ClientPool):
@@ -101,12 +107,15 @@ def create_app(
     app.state.publisher = publisher
     app.state.clock = clock
     app.state.streams = streams
+    app.state.leaderboards = leaderboards
     errors.install(app)
     app.add_middleware(KeptAnswerPath, api=app, routes=dashboard.router.routes)  # inside the
     # metrics middleware: its answers count
+    app.add_middleware(LeaderboardPath, api=app, routes=leaderboard.router.routes)
     edge.install(app, settings)  # body limits, CORS, offline /docs, the POST's admission
     app.add_middleware(MetricsMiddleware)
     app.include_router(dashboard.router)
+    app.include_router(leaderboard.router)
     app.include_router(stream.router)
     app.include_router(health.router)
     app.include_router(admin.router)  # eduknit check/resync through this process

@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     stream_keepalive_seconds: float = Field(
         15.0, alias="EDUKNIT_STREAM_KEEPALIVE_SECONDS", gt=0, le=15
     )
+    # API leaderboards (api/leaderboard_cache.py): a kept ranking is rebuilt when this
+    # old and its points changed; kept rankings hold at most this many ranked learners.
+    leaderboard_refresh_seconds: float = Field(
+        2.0, alias="EDUKNIT_LEADERBOARD_REFRESH_SECONDS", gt=0, le=60
+    )
+    leaderboard_cache_learners: int = Field(
+        1_000_000, alias="EDUKNIT_LEADERBOARD_CACHE_LEARNERS", ge=1000
+    )
     log_level: str = Field("info", alias="EDUKNIT_LOG_LEVEL")
     # Log lines as text, or as one JSON object per line (infra/logs.py).
     log_format: Literal["text", "json"] = Field("text", alias="EDUKNIT_LOG_FORMAT")

@@ -74,6 +74,7 @@ class Reference:
         }
         self.counted_first: dict[str, int] = defaultdict(int)  # course -> first completions counted
         self.points_of: dict[str, int] = {}
+        self.course_day_points: dict[tuple[dt.date, str], int] = defaultdict(int)
         # Minutes and scores are summed as exact decimals (then shown as floats).
         self.day: dict[dt.date, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         self.day_course: dict[tuple[dt.date, str], dict[str, Decimal]] = defaultdict(
@@ -127,6 +128,7 @@ class Reference:
             self.day[date]["quizzes"] += 1
             self.day[date]["scores"] += Decimal(str(e["score"]))
         self.day[date]["points"] += points
+        self.course_day_points[(date, course)] += points
         self.points_of[e["eventId"]] = points
 
     def _counts(self, course: str, lesson: str) -> bool:

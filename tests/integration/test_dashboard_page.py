@@ -129,6 +129,13 @@ def test_the_page_shows_what_realtime_says(page: Page, stack: FaultStack, browse
     recent = page.get_by_test_id("recent-activity").locator("li")
     assert recent.count() == len(body["recentActivity"]) > 0
     assert page.url == f"{stack.base_url}/", "the token stays out of the address bar"
+    board = stack.get("/api/leaderboard", STUDENT, period="week", limit="10", tz=ZONE).json()
+    deadline = time.monotonic() + 10  # the panel reads it on its own after sign-in
+    while page.get_by_test_id("leaderboard-entry").count() != len(board["entries"]):
+        assert time.monotonic() < deadline, "the leaderboard panel shows /api/leaderboard"
+        page.wait_for_timeout(100)
+    shown_rank = page.get_by_test_id("my-rank").inner_text()
+    assert shown_rank == ("–" if board["me"]["rank"] is None else str(board["me"]["rank"]))
     target = os.environ.get("EDUKNIT_SCREENSHOT")
     if target:
         save_screenshots(page, browser, stack, Path(target))

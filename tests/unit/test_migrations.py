@@ -54,7 +54,9 @@ def test_fine_granules_keep_the_rows_of_an_older_database(
     assert _granularity(empty_db, "student_state") == "8192"
 
     monkeypatch.undo()
-    assert clickhouse.migrate(empty_db) == ["0005_fine_granules", "0006_catalog_lessons"]
+    later = sorted(p.stem for p in clickhouse.MIGRATIONS_DIR.glob("[0-9]*.sql"))[4:]
+    assert later[0] == "0005_fine_granules"
+    assert clickhouse.migrate(empty_db) == later  # and the migrations after it
     for table in FINE_TABLES:
         assert empty_db.query(select.format(table)).result_rows == before[table]
         assert _granularity(empty_db, table) == "256"

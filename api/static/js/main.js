@@ -8,6 +8,7 @@
 // studentId (a teacher or admin token reads that student's dashboard).
 import { renderActivity } from "./activity.js";
 import { renderCourses } from "./courses.js";
+import { mountLeaderboard } from "./leaderboard.js";
 import { renderNotifications } from "./notifications.js";
 import { statisticsView } from "./statistics.js";
 import { followStream, problemOf } from "./stream.js";
@@ -39,6 +40,17 @@ async function getJson(path, extra = {}) {
   if (!response.ok) throw await problemOf(response);
   return response.json();
 }
+
+// The leaderboard panel's own requests: the path carries its query; "me" is the token's.
+async function authJson(path, method = "GET", body = undefined) {
+  const response = await fetch(path, {
+    method, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body),
+    headers: { Authorization: `Bearer ${session.token}`, "Content-Type": "application/json" },
+  });
+  if (!response.ok) throw await problemOf(response);
+  return response.json();
+}
+let board = null;
 
 const statistics = statisticsView(page, (days) => getJson("/api/dashboard/statistics", { days }), () => titles);
 let statisticsDue = null;
@@ -113,6 +125,13 @@ function signIn(token) {
   document.querySelector("#dashboard").hidden = false;
   signOutButton.hidden = false;
   follow();
+  board?.destroy();
+  board = viewed ? null : mountLeaderboard(document.querySelector("#leaderboard"), {
+    fetchJson: (path) => authJson(path),
+    putJson: (path, body) => authJson(path, "PUT", body),
+    tz: zone,
+  });
+  document.querySelector("#leaderboard").hidden = board === null; // "me" is the token's
 }
 
 function signOut(message = "") {
@@ -122,6 +141,8 @@ function signOut(message = "") {
     clearTimeout(session.midnight);
   }
   session = null;
+  board?.destroy();
+  board = null;
   showStatus("signed-out");
   document.querySelector("#who").textContent = "";
   document.querySelector("#dashboard").hidden = true;
