@@ -91,7 +91,8 @@ def _course_values(state: StudentState, course_id: str) -> list[Any]:
     ``[at, points]``: what the API needs to apply the catalog's lesson rules when it
     reads (docs/architecture.md § Catalog lessons at read time). The first
     completions are the state's own dict, which orjson writes in C: sorting and
-    copying them here cost ~6 µs per changed student (BENCHMARKS.md, § Worker hot path: the lesson rules and id checks).
+    copying them here cost ~6 µs per changed student (BENCHMARKS.md,
+    § Worker hot path: the lesson rules and id checks).
     """
     c = state.courses[course_id]
     lessons = c.lessons
