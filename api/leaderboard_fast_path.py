@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import MAX_ID_LENGTH, AuthError, decode_token
-from api.fast_path import bearer_token
+from api.fast_path import bearer_token, send_json
 from api.leaderboard_models import has_control
 from api.leaderboards import Leaderboards
 from api.query_params import MAX_ZONE_NAME
@@ -87,12 +87,7 @@ class LeaderboardPath:
             if body is not None:
                 if self.route is not None:
                     scope["route"] = self.route  # for the request metrics
-                await send({
-                    "type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", str(len(body)).encode()),
-                                (b"content-type", b"application/json")],
-                })  # fmt: skip
-                await send({"type": "http.response.body", "body": body})
+                await send_json(send, body)
                 return
         await self.app(scope, receive, send)
 
