@@ -14,7 +14,7 @@ after the other (the machine has 2 cores):
 2. per workload, a closed loop of ``--concurrency`` clients, each posting its
    next batch when the last one is answered (the throughput), then an open loop
    at ``--rate`` batches/s (the latency at that load; 50 x 100 = 5,000/s):
-   - ``events``: 100 learning events per ``POST /api/events`` (``bench.workload``'s
+   - ``events``: 100 learning events per ``POST /api/events`` (``testkit.workload``'s
      realistic mix over 10,000 students);
    - ``xapi-counted``: 100 statements per ``POST /xapi/statements``, all of them
      of the 16 Open edX fixture statements that count (one event each);
@@ -58,9 +58,9 @@ from api.ingest import Accepted, publish_all
 from api.publisher import KafkaEventPublisher
 from bench.common import PYTHON, Child, Metric, pct, proc_cpu_seconds, say, table
 from bench.kafka_io import start_broker
-from bench.workload import generate
 from infra.broker import free_port
 from infra.tokens import make_token
+from testkit.workload import generate
 from testkit.xapi_fixtures import fixture_names, statements
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"

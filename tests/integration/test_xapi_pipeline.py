@@ -1,6 +1,6 @@
 """Open edX statements end to end: HTTP -> Tansu -> Faust worker -> embedded ClickHouse -> API.
 
-The pipeline runs as ``make run`` runs it (``tests.integration.stack``) with
+The pipeline runs as ``make run`` runs it (``testkit.stack``) with
 an LRS key and secret; real Open edX statements (``../shared/fixtures``) are
 posted as Open edX does (HTTP Basic, ``X-Experience-API-Version``; an array by
 POST, one statement by PUT) and must show in ``/api/dashboard/realtime`` and
@@ -8,7 +8,7 @@ POST, one statement by PUT) and must show in ``/api/dashboard/realtime`` and
 (``floor(score / 10)`` points), then the unregistration (course gone). Sending
 it all again changes nothing. The expected numbers are worked out here from the
 statements' fields; the whole dashboards are also compared with the reference
-model (``tests.reference``) fed with events built here from the same fields.
+model (``testkit.reference``) fed with events built here from the same fields.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import httpx
 import orjson
 import pytest
 
+from testkit.compare import check_student, wait_for_match
+from testkit.stack import Producer, Stack
 from testkit.xapi_fixtures import statements
-from tests.integration.compare import check_student, wait_for_match
-from tests.integration.stack import Producer, Stack
 
 pytestmark = pytest.mark.integration
 
