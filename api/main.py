@@ -29,6 +29,7 @@ from api.publisher import EventPublisher, KafkaEventPublisher
 from api.routes import admin, dashboard, events, health, leaderboard, page, stream, xapi
 from api.stream_hub import StreamHub
 from api.timeutil import Clock, utc_now
+from api.xapi_version import XapiVersionHeader
 from infra.clickhouse import shared_client
 from infra.settings import Settings, get_settings
 
@@ -113,6 +114,7 @@ def create_app(
     # metrics middleware: its answers count
     app.add_middleware(LeaderboardPath, api=app, routes=leaderboard.router.routes)
     edge.install(app, settings)  # body limits, CORS, offline /docs, the POST's admission
+    app.add_middleware(XapiVersionHeader)  # also on the answers of the limits above
     app.add_middleware(MetricsMiddleware)
     app.include_router(dashboard.router)
     app.include_router(leaderboard.router)

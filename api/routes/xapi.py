@@ -46,13 +46,13 @@ from api.models import ErrorBody
 from api.observability import INGESTED_EVENTS, XAPI_STATEMENTS
 from api.publisher import EventPublisher, PublishError
 from api.xapi_auth import CHALLENGE, xapi_caller
+from api.xapi_version import VERSION
 from infra.settings import Settings
 from schemas.xapi import InvalidStatements, Problem, Translation, translate_all
 
 router = APIRouter(prefix="/xapi", tags=["xapi"])
 ROUTE = "/xapi/statements"
-VERSION = "1.0.3"
-VERSION_HEADER = "X-Experience-API-Version"
+VERSION_HEADER = "X-Experience-API-Version"  # api.xapi_version adds it to every answer
 HEADERS = {VERSION_HEADER: VERSION}
 ACCEPTED_VERSIONS = re.compile(r"1\.0(\.\d+)?")
 MAX_VERB_LABELS = 100  # distinct verbs named in the metric; later ones count as "other"

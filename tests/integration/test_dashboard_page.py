@@ -189,7 +189,7 @@ def test_the_statistics_period_changes_by_keyboard(page: Page) -> None:
     bars = page.locator("#daily-chart svg g")
     page.wait_for_function("() => document.querySelectorAll('#daily-chart svg g').length === 365")
     assert bars.count() == 365
-    page.get_by_label("30 days").check()
+    page.get_by_label("30 days", exact=True).check()
     page.wait_for_function("() => document.querySelectorAll('#daily-chart svg g').length === 30")
 
 
