@@ -203,3 +203,20 @@ def pct(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def wait_healthy(base: str, server: Child, timeout: float = 60.0) -> None:
+    """Wait until the API at ``base`` answers ``/healthz``; raise with its log's tail when
+    ``server`` died or ``timeout`` passed."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if not server.alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"API did not start:\n{server.tail()}")
+        time.sleep(0.2)

@@ -45,7 +45,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import PYTHON, ROOT, Child, Metric, ProcSampler, pct, say, table
+from bench.common import PYTHON, ROOT, Child, Metric, ProcSampler, pct, say, table, wait_healthy
 from bench.reads import http_load, load_data
 from infra.broker import free_port
 from infra.tokens import make_token
@@ -86,19 +86,6 @@ def settle(data_dir: Path) -> str:
 
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def wait_up(base: str, server: Child) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if not server.alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"API did not start:\n{server.tail()}")
-        time.sleep(0.2)
 
 
 def first_reads(base: str, token: str) -> dict[str, float]:
@@ -163,7 +150,7 @@ def run(args: argparse.Namespace) -> tuple[list[Metric], dict[str, Any]]:
     tokens_file.write_text("\n".join(make_token(SECRET, s, ttl_seconds=6 * 3600) for s in ids))
     sampler = ProcSampler(server.pid, interval=0.5).start()
     try:
-        wait_up(base, server)
+        wait_healthy(base, server, timeout=120)
         raw["rss_start_mib"] = sampler.sample()[2]
         raw["first_read_ms"] = first_reads(base, make_token(SECRET, ids[0]))
         raw["rss_built_mib"] = sampler.sample()[2]

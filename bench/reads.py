@@ -28,13 +28,12 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.common import PYTHON, ROOT, Child, Metric, ProcSampler, say, table
+from bench.common import PYTHON, ROOT, Child, Metric, ProcSampler, say, table, wait_healthy
 from infra.broker import free_port
 from infra.tokens import make_token
 
@@ -151,16 +150,7 @@ def reads(
     tokens_file.write_text("\n".join(tokens) + "\n")
     sampler = ProcSampler(server.pid, interval=0.5).start()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if not server.alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"API did not start:\n{server.tail()}")
-            time.sleep(0.2)
+        wait_healthy(base, server)
         checked, problems = check_agreement(base, tokens, 20)
         raw["agreement"] = {"students": checked, "problems": problems}
         # Each student opens the dashboard once (what the cache has not seen: misses),

@@ -45,7 +45,18 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import PYTHON, ROOT, Child, Metric, ProcSampler, pct, proc_rss_mib, say, table
+from bench.common import (
+    PYTHON,
+    ROOT,
+    Child,
+    Metric,
+    ProcSampler,
+    pct,
+    proc_rss_mib,
+    say,
+    table,
+    wait_healthy,
+)
 from bench.freshness import SECRET, background, probe_loop, wait_ready
 from bench.kafka_io import PARTITIONS, produce_catalog, producer, start_broker
 from infra.broker import free_port
@@ -552,16 +563,7 @@ def memory(workdir: Path, *, streams: int) -> list[Metric]:
     base = f"http://127.0.0.1:{port}"
     rss: dict[str, float] = {}
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or not server.alive():
-                raise RuntimeError(f"api not up:\n{server.tail()}")
-            time.sleep(0.2)
+        wait_healthy(base, server)
 
         async def run() -> None:
             held = Streams(port, lambda *_: None)
