@@ -62,7 +62,8 @@ def _project_modules() -> dict[str, Path]:
     modules = {}
     for top in BELOW:
         for path in (ROOT / top).rglob("*.py"):
-            if ".venv" not in path.parts:
+            hidden = any(part.startswith(".") for part in path.relative_to(ROOT).parts)
+            if not hidden:  # e.g. a benchmark peer's virtualenv, bench/.venv-quix
                 modules[_module_name(path)] = path
     return modules
 
