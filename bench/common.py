@@ -205,15 +205,15 @@ def pct(values: Sequence[float], q: float) -> float:
     return ordered[rank]
 
 
-def wait_healthy(base: str, server: Child, timeout: float = 60.0) -> None:
-    """Wait until the API at ``base`` answers ``/healthz``; raise with its log's tail when
-    ``server`` died or ``timeout`` passed."""
+def wait_healthy(base: str, server: Child, timeout: float = 60.0, path: str = "/healthz") -> None:
+    """Wait until the API at ``base`` answers 200 at ``path``; raise with its log's tail
+    when ``server`` died or ``timeout`` passed."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}{path}", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

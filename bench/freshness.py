@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import PYTHON, Child, Metric, ProcSampler, pct, say, table
+from bench.common import PYTHON, Child, Metric, ProcSampler, pct, say, table, wait_healthy
 from bench.kafka_io import PARTITIONS, produce_catalog, producer, start_broker
 from infra.broker import free_port
 from infra.tokens import make_token
@@ -183,15 +183,7 @@ async def post_loop(
 
 def wait_ready(stack: Child, base: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if not stack.alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"stack not ready:\n{stack.tail()}")
-        time.sleep(0.2)
+    wait_healthy(base, stack, timeout, path="/readyz")
     stack.wait_for("[^Worker]: Ready", max(1.0, deadline - time.monotonic()))
 
 
