@@ -7,10 +7,13 @@ two batches (``streams.resync``: one writer, ordered with the student's events,
 so no event is lost or counted twice). Progress is read from the worker group's
 committed offsets: a control is done once the worker acknowledged its offset,
 which it does only after the rebuilt rows are in ClickHouse. Controls go in
-waves of ``--wave`` students (default ``streams.resync.WAVE_STUDENTS``), the next wave only
-once the worker applied the last: the worker applies a batch's controls before
-its events, so one wave of them all held live events back for the whole
-rebuild (BENCHMARKS.md, § Operations); a wave holds them back ~1-2 s.
+waves of ``--wave`` students (default ``streams.resync.WAVE_STUDENTS``), two waves
+in the partitions at a time: a new wave is sent once the worker applied the
+oldest. The worker applies a batch's controls before its events, so one burst
+of them all held live events back for the whole rebuild (BENCHMARKS.md,
+§ Operations); with waves, a batch holds live events back for at most two
+waves' rebuild (~1-2 s), and the second wave keeps the worker busy while this
+command waits to see the first one's commit.
 
 With no Kafka and the embedded engine free (no ``make run`` on this data
 directory: the engine's lock shows no worker can be writing), the rebuild runs
@@ -26,6 +29,8 @@ import datetime as dt
 import sys
 import time
 import uuid
+from collections import deque
+from dataclasses import dataclass
 from typing import IO, Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -40,7 +45,11 @@ from streams.app import VersionClock
 from streams.sink import ClickHouseSink
 
 WORKER_GROUP = "eduknit-worker"
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.2
+# Waves of controls in the partitions at once: the next is there when the worker is done
+# with one, so it never waits for the command to see a commit (2x the students/s at
+# 10k students, BENCHMARKS.md, § Operations); a batch then holds at most two waves.
+IN_FLIGHT_WAVES = 2
 STALL_WARNING = 30.0
 
 
@@ -51,7 +60,8 @@ def utc_now() -> dt.datetime:
 def kafka_reachable(bootstrap: str) -> bool:
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 3000})
+    # log_level 0: a Kafka that is not running is an answer here, not an error to print
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 3000, "log_level": 0})
     try:
         admin.list_topics(timeout=3)
         return True
@@ -71,76 +81,136 @@ def event_counts(reader: Reader, students: list[str] | None) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------ through Kafka
-def send_controls(
-    bootstrap: str, students: list[str], request_id: str
-) -> dict[str, tuple[int, int]]:
-    """Produce a control per student; return each one's (partition, offset)."""
-    placed: dict[str, tuple[int, int]] = {}
-    failed: list[str] = []
+class ControlChannel:
+    """Sends control messages and reads the worker group's committed offsets, with one
+    producer and one consumer for the whole command."""
 
-    def delivered(err: Any, msg: Any) -> None:
-        student = msg.key().decode()
-        if err is not None:
-            failed.append(f"{student}: {err}")
-        else:
-            placed[student] = (msg.partition(), msg.offset())
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": WORKER_GROUP})
 
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
-    for student in students:
-        value = resync.control_message(student, request_id)
-        while True:
-            try:
-                producer.produce(
-                    events_schema.TOPIC, key=student.encode(), value=value, on_delivery=delivered
-                )
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    left = producer.flush(60)
-    if left or failed:
-        raise OpsError(f"{left + len(failed)} control messages not delivered: {failed[:3]}")
-    return placed
+    def send(self, students: list[str], request_id: str) -> dict[str, tuple[int, int]]:
+        """Produce a control per student; return each one's (partition, offset)."""
+        placed: dict[str, tuple[int, int]] = {}
+        failed: list[str] = []
 
+        def delivered(err: Any, msg: Any) -> None:
+            student = msg.key().decode()
+            if err is not None:
+                failed.append(f"{student}: {err}")
+            else:
+                placed[student] = (msg.partition(), msg.offset())
 
-def committed(bootstrap: str, partitions: set[int]) -> dict[int, int]:
-    """The worker group's committed offsets (-1 when none)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": WORKER_GROUP})
-    try:
+        for student in students:
+            value = resync.control_message(student, request_id)
+            while True:
+                try:
+                    self.producer.produce(
+                        events_schema.TOPIC, key=student.encode(), value=value,
+                        on_delivery=delivered,
+                    )  # fmt: skip
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+            self.producer.poll(0)
+        left = self.producer.flush(60)
+        if left or failed:
+            raise OpsError(f"{left + len(failed)} control messages not delivered: {failed[:3]}")
+        return placed
+
+    def committed(self, partitions: set[int]) -> dict[int, int]:
+        """The worker group's committed offsets (-1 when none)."""
         tps = [TopicPartition(events_schema.TOPIC, p) for p in sorted(partitions)]
-        return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
-    finally:
-        consumer.close()
+        return {tp.partition: tp.offset for tp in self.consumer.committed(tps, timeout=10)}
+
+    def close(self) -> None:
+        self.producer.flush(10)
+        self.consumer.close()
+
+
+@dataclass(slots=True)
+class Wave:
+    """Students whose controls were sent together, and where each control landed."""
+
+    students: list[str]
+    placed: dict[str, tuple[int, int]]
+    events: int  # their counted events
 
 
 def wait_applied(
-    bootstrap: str,
-    placed: dict[str, tuple[int, int]],
-    counts: dict[str, int],
+    channel: ControlChannel,
+    waves: deque[Wave],
     progress: Progress,
     deadline: float,
     err: IO[str],
     before: tuple[int, int] = (0, 0),
 ) -> int:
-    """Wait until the worker acknowledged every control (or ``deadline``, monotonic);
-    return how many it did. ``before``: (students, events) done by earlier waves."""
-    partitions = {p for p, _ in placed.values()}
+    """Wait until the worker acknowledged every control of the oldest wave in flight
+    (or ``deadline``, monotonic); return how many of its controls it did.
+
+    ``before``: (students, events) of the waves done already. Progress counts the
+    controls of every wave in flight (the worker may take two in one batch).
+    """
+    oldest = waves[0]
+    partitions = {p for wave in waves for p, _ in wave.placed.values()}
     last_change, last_done = time.monotonic(), -1
     while True:
-        offsets = committed(bootstrap, partitions)
-        done = [s for s, (p, o) in placed.items() if offsets.get(p, -1) > o]
-        events = sum(counts.get(s, 0) for s in done)
-        progress.update(before[0] + len(done), before[1] + events)
-        if len(done) == len(placed):
+        offsets = channel.committed(partitions)
+        done = [s for s, (p, o) in oldest.placed.items() if offsets.get(p, -1) > o]
+        students, events = before
+        for wave in waves:
+            applied = [s for s, (p, o) in wave.placed.items() if offsets.get(p, -1) > o]
+            students += len(applied)
+            events += round(wave.events * len(applied) / max(len(wave.placed), 1))
+        progress.update(students, events)
+        if len(done) == len(oldest.placed):
             return len(done)
-        if len(done) != last_done:
-            last_change, last_done = time.monotonic(), len(done)
+        if students != last_done:
+            last_change, last_done = time.monotonic(), students
         elif time.monotonic() - last_change > STALL_WARNING:
             print(f"resync: no progress for {STALL_WARNING:.0f} s: is a worker running?", file=err)
             last_change = time.monotonic()
         if time.monotonic() > deadline:
             return len(done)
         time.sleep(POLL_SECONDS)
+
+
+def resync_through_kafka(
+    bootstrap: str,
+    students: list[str],
+    counts: dict[str, int],
+    request_id: str,
+    wave_size: int,
+    deadline: float,
+    err: IO[str],
+) -> int:
+    """Send the controls in waves, ``IN_FLIGHT_WAVES`` at a time; return how many
+    students the worker rebuilt before ``deadline``."""
+    progress = Progress("resync", len(students), "students")
+    channel = ControlChannel(bootstrap)
+    size = max(1, wave_size)
+    parts = [students[start : start + size] for start in range(0, len(students), size)]
+    in_flight: deque[Wave] = deque()
+    done = events_done = 0
+    try:
+        sent = 0
+        while sent < len(parts) or in_flight:
+            while sent < len(parts) and len(in_flight) < IN_FLIGHT_WAVES:
+                part = parts[sent]
+                placed = channel.send(part, request_id)
+                in_flight.append(Wave(part, placed, sum(counts.get(s, 0) for s in part)))
+                sent += 1
+            applied = wait_applied(channel, in_flight, progress, deadline, err,
+                                   (done, events_done))  # fmt: skip
+            wave = in_flight.popleft()
+            done += applied
+            events_done += wave.events
+            if applied < len(wave.placed):  # the deadline passed
+                break
+    finally:
+        progress.close()
+        channel.close()
+    return done
 
 
 # ------------------------------------------------------------------ offline
@@ -217,22 +287,9 @@ def run_resync(
                 f"(request {request_id})",
                 file=out,
             )
-            progress = Progress("resync", len(students), "students")
-            deadline = time.monotonic() + timeout
-            done = events_done = 0
-            try:
-                for start in range(0, len(students), max(1, wave)):
-                    part = students[start : start + max(1, wave)]
-                    placed = send_controls(bootstrap, part, request_id)
-                    applied = wait_applied(
-                        bootstrap, placed, counts, progress, deadline, err, (done, events_done)
-                    )
-                    done += applied
-                    events_done += sum(counts.get(s, 0) for s in part)
-                    if applied < len(part):  # the deadline passed
-                        break
-            finally:
-                progress.close()
+            done = resync_through_kafka(
+                bootstrap, students, counts, request_id, wave, time.monotonic() + timeout, err
+            )
         else:
             print(
                 f"resync: Kafka at {bootstrap} is not running: rebuilding here, in the "

@@ -144,8 +144,10 @@ def test_resync_during_live_traffic_loses_and_doubles_nothing(stack: Stack) -> N
     with Streamer(producer, interleave(rng, rest), rate=60) as streamer:
         runs = 0
         while not streamer.done or runs < 2:  # the same students, while their events arrive
-            result = eduknit(stack, "resync", "--all")
+            # waves of 5 of the 12 students: two waves in flight, the last one short
+            result = eduknit(stack, "resync", "--all", "--wave", "5")
             assert result.returncode == 0, result.stdout + result.stderr
+            assert "12 of 12 students rebuilt" in result.stdout, result.stdout
             runs += 1
         streamer.wait(120)
     producer.resend_all(rng)  # and every event again: still counted once
