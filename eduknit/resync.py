@@ -168,7 +168,11 @@ def wait_applied(
         if students != last_done:
             last_change, last_done = time.monotonic(), students
         elif time.monotonic() - last_change > STALL_WARNING:
-            print(f"resync: no progress for {STALL_WARNING:.0f} s: is a worker running?", file=err)
+            print(
+                f"resync: no progress for {STALL_WARNING:.0f} s: is a worker running, or is it "
+                "behind on live events (eduknit_consumer_lag)?",
+                file=err,
+            )
             last_change = time.monotonic()
         if time.monotonic() > deadline:
             return len(done)
