@@ -7,10 +7,11 @@
 2. ``eduknit check --all`` with nothing running (the command opens the engine);
 3. ``eduknit resync --all`` with nothing running (it rebuilds in the engine);
 4. ``eduknit check --all`` again (clean after the resync);
-5. starts ``eduknit run`` on that data directory, streams new events at
-   ``--rate`` for ``--window`` seconds and reads the worker's counted events/s
-   from ``/metrics``; then the same while ``eduknit resync --all`` goes through
-   Kafka and the worker (its time and students/s);
+5. starts ``eduknit run`` on that data directory, streams new events of the
+   loaded students at ``--rate`` for ``--window`` seconds and reads the worker's
+   counted events/s from ``/metrics``; runs ``eduknit resync --all`` through
+   Kafka and the worker with no other traffic, then again while the events
+   stream (its time and students/s, and the worker's counted events/s);
 6. ``eduknit check --all`` through the running API's admin route.
 
 Every command runs as a user runs it (a separate process); times are wall
@@ -23,12 +24,14 @@ import argparse
 import datetime as dt
 import json
 import os
+import random
 import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,8 @@ from confluent_kafka import Producer
 
 from bench.common import ROOT, Metric, say, table
 from testkit.stack import SECRET, Stack
+
+COURSES = 50  # bench.load_reads' default catalog
 
 
 def eduknit(env: dict[str, str], *args: str, timeout: float = 3600) -> tuple[float, str]:
@@ -54,6 +59,18 @@ def eduknit(env: dict[str, str], *args: str, timeout: float = 3600) -> tuple[flo
     return seconds, done.stdout
 
 
+def students_done(out: str, default: int) -> int:
+    """The students a command's summary line says it checked or rebuilt (the live traffic's
+    new students are counted too)."""
+    match = re.search(r"(?:checked|of) ([\d,]+) students", out)
+    return int(match.group(1).replace(",", "")) if match else default
+
+
+def rate_of(seconds: float, out: str, students: int) -> str:
+    done = students_done(out, students)
+    return f"{seconds:,.0f} s, {done:,} students, {done / seconds:,.0f} students/s"
+
+
 def counted(stack: Stack) -> float:
     text = httpx.get(f"{stack.base_url}/metrics", timeout=10).text
     match = re.search(r"^eduknit_events_counted_total (\S+)$", text, re.M)
@@ -61,25 +78,35 @@ def counted(stack: Stack) -> float:
 
 
 class Traffic:
-    """New students' lesson completions at ``rate`` events/s from a thread."""
+    """Live lesson completions at ``rate`` events/s from a thread, each for a random one of
+    the loaded students (``bench.load_reads`` ids, in the first of their courses): what a
+    school's traffic is while an operator resyncs, the same students included."""
 
-    def __init__(self, bootstrap: str, rate: float, tag: str) -> None:
+    def __init__(self, bootstrap: str, rate: float, tag: str, students: int) -> None:
         self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-        self.rate, self.tag = rate, tag
+        # new event ids in every run: a run on the data of an earlier one (--live-only)
+        # would otherwise send events already counted, which the worker only drops
+        self.rate, self.tag, self.students = rate, f"{tag}-{uuid.uuid4().hex[:8]}", students
         self.sent = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _event(self, rng: random.Random, now: str) -> tuple[str, dict[str, Any]]:
+        number = rng.randrange(self.students)
+        student = f"s{number:07d}"
+        return student, {
+            "eventId": f"{self.tag}-{self.sent}", "type": "lesson_progress",
+            "studentId": student, "courseId": f"course-{number * 7 % COURSES + 1:03d}",
+            "lessonId": f"{self.tag}-lesson-{self.sent}", "completed": True, "timeSpent": 5,
+            "occurredAt": now,
+        }  # fmt: skip
+
     def _run(self) -> None:
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        rng = random.Random(self.tag)
         next_at = time.monotonic()
         while not self._stop.is_set():
-            student = f"{self.tag}-{self.sent % 5000:05d}"
-            event = {
-                "eventId": f"{self.tag}-{self.sent}", "type": "lesson_progress",
-                "studentId": student, "courseId": "course-001", "lessonId": f"l{self.sent}",
-                "completed": True, "timeSpent": 5, "occurredAt": now,
-            }  # fmt: skip
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+            student, event = self._event(rng, now)
             while True:
                 try:
                     self.producer.produce("learning-events", key=student.encode(),
@@ -111,64 +138,72 @@ def ingest_rate(stack: Stack, seconds: float) -> float:
     return (counted(stack) - before) / (time.monotonic() - started)
 
 
-def run(students: int, events: int, data: Path, rate: float, window: float) -> list[Metric]:
+def run(
+    students: int, events: int, data: Path, rate: float, window: float, live_only: bool = False
+) -> list[Metric]:
     results: list[Metric] = []
     size = f"{students:,} students / {events:,} events"
-    say(f"loading {size} into {data}")
-    started = time.monotonic()
-    subprocess.run(
-        [sys.executable, "-m", "bench.load_reads", str(data), "--students", str(students),
-         "--events", str(events)], cwd=ROOT, check=True, capture_output=True, timeout=7200,
-    )  # fmt: skip
-    results.append(Metric(f"load ({size}, SQL)", f"{time.monotonic() - started:,.0f} s"))
+    if not live_only:
+        say(f"loading {size} into {data}")
+        started = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-m", "bench.load_reads", str(data), "--students", str(students),
+             "--events", str(events)], cwd=ROOT, check=True, capture_output=True, timeout=7200,
+        )  # fmt: skip
+        results.append(Metric(f"load ({size}, SQL)", f"{time.monotonic() - started:,.0f} s"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EDUKNIT_DATA_DIR": str(data),
            "EDUKNIT_JWT_SECRET": SECRET, "EDUKNIT_KAFKA_PORT": "1",
            "EDUKNIT_API_PORT": "1"}  # fmt: skip
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     env.pop("CLICKHOUSE_URL", None)
     target = "< 600 s"
-    seconds, _ = eduknit(env, "check", "--all")
-    results.append(Metric("check --all, nothing running (reads the engine)",
-                          f"{seconds:,.0f} s, {students / seconds:,.0f} students/s", target,
-                          seconds < 600))  # fmt: skip
-    seconds, _ = eduknit(env, "resync", "--all")
-    results.append(Metric("resync --all, nothing running (rebuilds in the engine)",
-                          f"{seconds:,.0f} s, {students / seconds:,.0f} students/s", target,
-                          seconds < 600))  # fmt: skip
-    seconds, out = eduknit(env, "check", "--all")
-    results.append(Metric("check --all after it", f"{seconds:,.0f} s; " + out.splitlines()[-1]))
+    if not live_only:
+        seconds, out = eduknit(env, "check", "--all")
+        results.append(Metric("check --all, nothing running (reads the engine)",
+                              rate_of(seconds, out, students), target, seconds < 600))  # fmt: skip
+        seconds, out = eduknit(env, "resync", "--all")
+        results.append(Metric("resync --all, nothing running (rebuilds in the engine)",
+                              rate_of(seconds, out, students), target, seconds < 600))  # fmt: skip
+        seconds, out = eduknit(env, "check", "--all")
+        results.append(Metric("check --all after it", f"{seconds:,.0f} s; " + out.splitlines()[-1]))
 
     stack = Stack(data).start(timeout=300)
     try:
         live = {**env, "EDUKNIT_KAFKA_PORT": str(stack.kafka_port),
                 "EDUKNIT_API_PORT": str(stack.api_port)}  # fmt: skip
-        with Traffic(stack.bootstrap, rate, "quiet"):
+        with Traffic(stack.bootstrap, rate, "quiet", students):
             time.sleep(5)
             quiet = ingest_rate(stack, window)
         results.append(
             Metric(f"worker ingest, {rate:,.0f} events/s offered", f"{quiet:,.0f} events/s")
         )
+        seconds, out = eduknit(live, "resync", "--all")
+        results.append(Metric("resync --all through Kafka and the running worker, no traffic",
+                              rate_of(seconds, out, students), target, seconds < 600))  # fmt: skip
         outcome: dict[str, Any] = {}
 
         def resync() -> None:
             outcome["seconds"], outcome["out"] = eduknit(live, "resync", "--all")
 
-        with Traffic(stack.bootstrap, rate, "busy"):
+        with Traffic(stack.bootstrap, rate, "busy", students):
             thread = threading.Thread(target=resync)
+            before, started = counted(stack), time.monotonic()
             thread.start()
             time.sleep(5)
             during = ingest_rate(stack, window)
             thread.join()
+            whole = (counted(stack) - before) / (time.monotonic() - started)
         seconds = outcome["seconds"]
-        results.append(Metric("resync --all through Kafka and the running worker",
-                              f"{seconds:,.0f} s, {students / seconds:,.0f} students/s", target,
+        results.append(Metric(f"resync --all through the running worker, {rate:,.0f} events/s live",
+                              rate_of(seconds, outcome["out"], students), target,
                               seconds < 600))  # fmt: skip
         results.append(Metric(f"worker ingest while it runs, {rate:,.0f} events/s offered",
-                              f"{during:,.0f} events/s"))  # fmt: skip
+                              f"{during:,.0f} events/s in a {window:,.0f} s window, "
+                              f"{whole:,.0f} events/s over the whole resync"))  # fmt: skip
         seconds, out = eduknit(live, "check", "--all")
         results.append(Metric("check --all through the running API",
-                              f"{seconds:,.0f} s, {students / seconds:,.0f} students/s; "
-                              + out.splitlines()[-1], target, seconds < 600))  # fmt: skip
+                              rate_of(seconds, out, students) + "; " + out.splitlines()[-1],
+                              target, seconds < 600))  # fmt: skip
     finally:
         stack.stop()
     return results
@@ -181,10 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="a new data directory (default: a temporary one)")
     parser.add_argument("--rate", type=float, default=2000, help="live events/s offered")
     parser.add_argument("--window", type=float, default=30, help="seconds an ingest rate is read")
+    parser.add_argument(
+        "--live-only", action="store_true",
+        help="only the live part (step 5-6), on --data loaded by an earlier run",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-ops-") as tmp:
         data = (args.data or Path(tmp) / "data").resolve()
-        results = run(args.students, args.events, data, args.rate, args.window)
+        results = run(args.students, args.events, data, args.rate, args.window, args.live_only)
     print(table(results))
     print("BENCH-RESULT " + json.dumps([m.as_dict() for m in results]), flush=True)
     return 0
