@@ -60,8 +60,8 @@ def eduknit(env: dict[str, str], *args: str, timeout: float = 3600) -> tuple[flo
 
 
 def students_done(out: str, default: int) -> int:
-    """The students a command's summary line says it checked or rebuilt (the live traffic's
-    new students are counted too)."""
+    """The students a command's summary line says it checked or rebuilt (more than were
+    loaded when the data directory holds students of its own)."""
     match = re.search(r"(?:checked|of) ([\d,]+) students", out)
     return int(match.group(1).replace(",", "")) if match else default
 

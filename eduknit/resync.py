@@ -130,11 +130,10 @@ class ControlChannel:
 
 @dataclass(slots=True)
 class Wave:
-    """Students whose controls were sent together, and where each control landed."""
+    """Controls sent together: where each student's landed, and their counted events."""
 
-    students: list[str]
     placed: dict[str, tuple[int, int]]
-    events: int  # their counted events
+    events: int
 
 
 def wait_applied(
@@ -156,15 +155,18 @@ def wait_applied(
     last_change, last_done = time.monotonic(), -1
     while True:
         offsets = channel.committed(partitions)
-        done = [s for s, (p, o) in oldest.placed.items() if offsets.get(p, -1) > o]
-        students, events = before
-        for wave in waves:
-            applied = [s for s, (p, o) in wave.placed.items() if offsets.get(p, -1) > o]
-            students += len(applied)
-            events += round(wave.events * len(applied) / max(len(wave.placed), 1))
+        applied = [
+            sum(1 for p, o in wave.placed.values() if offsets.get(p, -1) > o) for wave in waves
+        ]
+        students = before[0] + sum(applied)
+        events = before[1] + sum(
+            round(wave.events * n / max(len(wave.placed), 1))
+            for wave, n in zip(waves, applied, strict=True)
+        )
         progress.update(students, events)
-        if len(done) == len(oldest.placed):
-            return len(done)
+        done = applied[0]  # of the oldest wave
+        if done == len(oldest.placed):
+            return done
         if students != last_done:
             last_change, last_done = time.monotonic(), students
         elif time.monotonic() - last_change > STALL_WARNING:
@@ -175,7 +177,7 @@ def wait_applied(
             )
             last_change = time.monotonic()
         if time.monotonic() > deadline:
-            return len(done)
+            return done
         time.sleep(POLL_SECONDS)
 
 
@@ -202,7 +204,7 @@ def resync_through_kafka(
             while sent < len(parts) and len(in_flight) < IN_FLIGHT_WAVES:
                 part = parts[sent]
                 placed = channel.send(part, request_id)
-                in_flight.append(Wave(part, placed, sum(counts.get(s, 0) for s in part)))
+                in_flight.append(Wave(placed, sum(counts.get(s, 0) for s in part)))
                 sent += 1
             applied = wait_applied(channel, in_flight, progress, deadline, err,
                                    (done, events_done))  # fmt: skip
