@@ -104,8 +104,9 @@ class DownClient:
         raise OperationalError("connection refused")
 
 
-def make_app(client: Any, publisher: Any, apply_wait: float = 2.0) -> TestClient:
-    settings = Settings(EDUKNIT_JWT_SECRET=SECRET, EDUKNIT_APPLY_WAIT_SECONDS=apply_wait)
+def make_app(client: Any, publisher: Any, apply_wait: float = 2.0, **env: Any) -> TestClient:
+    """The app on ``client`` and ``publisher``; ``env``: more settings by variable name."""
+    settings = Settings(EDUKNIT_JWT_SECRET=SECRET, EDUKNIT_APPLY_WAIT_SECONDS=apply_wait, **env)
     return TestClient(create_app(settings, client, publisher, clock=lambda: NOW))
 
 

@@ -19,27 +19,21 @@ from clickhouse_connect.driver.client import Client
 from fastapi.testclient import TestClient
 
 from api.limits import json_problem, too_deep
-from api.main import create_app
 from api.rate_limit import SlidingWindow
 from infra.settings import Settings
 from tests.unit.test_api_http import (
     NOW,
-    SECRET,
     FakePublisher,
     _versions,
     auth,
     insert,
+    make_app,
     token,
 )
 
 POST = "/api/dashboard/progress/update"
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
-
-
-def app(client: Client, publisher: Any, **env: Any) -> TestClient:
-    settings = Settings(EDUKNIT_JWT_SECRET=SECRET, EDUKNIT_APPLY_WAIT_SECONDS=2.0, **env)
-    return TestClient(create_app(settings, client, publisher, clock=lambda: NOW))
 
 
 @pytest.fixture
@@ -49,7 +43,7 @@ def publisher(ch_client: Client) -> FakePublisher:
 
 @pytest.fixture
 def http(ch_client: Client, publisher: FakePublisher) -> Iterator[TestClient]:
-    yield app(ch_client, publisher)
+    yield make_app(ch_client, publisher)
 
 
 def catalog(client: Client, course: str, total: int, lessons: list[str] | None = None) -> None:
@@ -92,7 +86,7 @@ def test_a_chunked_body_is_refused_once_it_passes_the_limit(http: TestClient) ->
 
 
 def test_the_limits_are_settings_and_batch_paths_get_the_larger(ch_client: Client) -> None:
-    small = app(ch_client, FakePublisher(ch_client), EDUKNIT_MAX_BODY_BYTES=2048)
+    small = make_app(ch_client, FakePublisher(ch_client), EDUKNIT_MAX_BODY_BYTES=2048)
     response = small.post(POST, headers=auth("s1"), json={**body("c1"), "pad": "x" * 3000})
     assert response.status_code == 413 and "2048" in response.json()["detail"]
     # /api/events is another worktree's route: here the limit answers before the 404/405.
@@ -154,7 +148,9 @@ ORIGIN = "https://learn.example.org"
 
 
 def test_cors_preflight_allowed_for_a_configured_origin(ch_client: Client) -> None:
-    http = app(ch_client, FakePublisher(ch_client), EDUKNIT_CORS_ORIGINS=f"{ORIGIN},http://x:1")
+    http = make_app(
+        ch_client, FakePublisher(ch_client), EDUKNIT_CORS_ORIGINS=f"{ORIGIN},http://x:1"
+    )
     preflight = http.options(POST, headers={
         "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization,content-type",
@@ -169,8 +165,8 @@ def test_cors_preflight_allowed_for_a_configured_origin(ch_client: Client) -> No
 
 
 def test_cors_refused_for_another_origin_and_by_default(ch_client: Client) -> None:
-    configured = app(ch_client, FakePublisher(ch_client), EDUKNIT_CORS_ORIGINS=ORIGIN)
-    default = app(ch_client, FakePublisher(ch_client))
+    configured = make_app(ch_client, FakePublisher(ch_client), EDUKNIT_CORS_ORIGINS=ORIGIN)
+    default = make_app(ch_client, FakePublisher(ch_client))
     for http, origin in ((configured, "https://evil.example.com"), (default, ORIGIN)):
         preflight = http.options(POST, headers={
             "Origin": origin, "Access-Control-Request-Method": "POST",
@@ -201,7 +197,7 @@ def test_docs_load_nothing_from_another_host(http: TestClient, page: str) -> Non
 
 # ----------------------------------------------------------------- tokens
 def test_production_requires_exp_and_honours_the_leeway(ch_client: Client) -> None:
-    http = app(ch_client, FakePublisher(ch_client), EDUKNIT_ENV="production",
+    http = make_app(ch_client, FakePublisher(ch_client), EDUKNIT_ENV="production",
                EDUKNIT_JWT_LEEWAY_SECONDS=30)  # fmt: skip
     no_exp = {"Authorization": f"Bearer {token('s1')}"}
     response = http.get("/api/dashboard/realtime", headers=no_exp)
@@ -210,7 +206,7 @@ def test_production_requires_exp_and_honours_the_leeway(ch_client: Client) -> No
     assert http.get("/api/dashboard/realtime", headers=just_expired).status_code == 200
     long_expired = {"Authorization": f"Bearer {token('s1', exp=int(time.time()) - 60)}"}
     assert http.get("/api/dashboard/realtime", headers=long_expired).status_code == 401
-    development = app(ch_client, FakePublisher(ch_client))
+    development = make_app(ch_client, FakePublisher(ch_client))
     assert development.get("/api/dashboard/realtime", headers=no_exp).status_code == 200
 
 
